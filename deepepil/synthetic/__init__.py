@@ -1,0 +1,1 @@
+"""Synthetic patient-in-bed recordings with exact ground truth (demo, tests, benchmarks)."""
