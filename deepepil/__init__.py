@@ -24,6 +24,7 @@ __all__ = [
     "ingest_many",
     "open_recording",
     "verify",
+    "list_recordings",
     "synthesize_cohort",
 ]
 
@@ -32,7 +33,7 @@ def __getattr__(name: str):
     # Heavier parts load on first use, so `import deepepil` stays quick.
     if name in ("ingest", "ingest_many"):
         from deepepil.recordings import ingest as module
-    elif name in ("open_recording", "verify"):
+    elif name in ("open_recording", "verify", "list_recordings"):
         from deepepil.recordings import store as module
     elif name == "synthesize_cohort":
         from deepepil.synthetic import cohort as module
