@@ -32,7 +32,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from deepepil.recordings.store import StoreLayout
 
     layout = StoreLayout(rgb_quality=args.rgb_quality, frames_per_shard=args.frames_per_shard)
-    kwargs = {"reader": args.reader, "layout": layout}
+    kwargs = {"reader": args.reader, "layout": layout, "streams": args.streams}
     if len(args.sources) > 1 or args.scheduler or args.workers:
         if args.name:
             raise SystemExit("error: --name applies to a single source only")
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, metavar="DIR", help="folder holding recording stores")
     p.add_argument("--name", help="recording name (default: source file stem)")
     p.add_argument("--reader", help="reader to use (see `deepepil readers`); default: guessed")
+    p.add_argument("--streams", nargs="+", choices=("rgb", "ir", "depth"),
+                   help="ingest only these streams (default: all the source has)")
     p.add_argument("--rgb-quality", type=int, default=90, help="JPEG quality for RGB, 1-100 (default 90)")
     p.add_argument("--frames-per-shard", type=int, default=32, help="frames per shard file (default 32)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address for many recordings")

@@ -131,19 +131,32 @@ def _claim(partial: Path, lock: Path) -> None:
     raise IncompleteStoreError(f"{lock}: could not take the ingest lock")
 
 
-def _reference_stream(source: RecordingSource) -> str:
+def _reference_stream(streams: Sequence[str], path: str) -> str:
     for name in ("depth", "ir", "rgb"):
-        if name in source.streams:
+        if name in streams:
             return name
-    raise FrameMismatchError(f"has no stream among {STREAM_NAMES}", path=source.path)
+    raise FrameMismatchError(f"has no stream among {STREAM_NAMES}", path=path)
+
+
+def _select_streams(source: RecordingSource, wanted: Sequence[str] | None) -> list[str]:
+    present = [s for s in STREAM_NAMES if s in source.streams]
+    if wanted is None:
+        return present
+    unknown = [s for s in wanted if s not in present]
+    if unknown or not wanted:
+        raise ValueError(
+            f"{source.path}: cannot ingest stream(s) {unknown or list(wanted)}; the source has "
+            f"{', '.join(present)}"
+        )
+    return [s for s in present if s in wanted]
 
 
 class _FrameChecker:
     """Checks every frame against the stream metadata and the timestamps against each other."""
 
-    def __init__(self, source: RecordingSource) -> None:
+    def __init__(self, source: RecordingSource, streams: list[str]) -> None:
         self.source = source
-        self.reference = _reference_stream(source)
+        self.reference = _reference_stream(streams, source.path)
         self.fps = source.streams[self.reference].fps
         self.interval = 1.0 / self.fps
         self.offsets: dict[str, float] = {}
@@ -219,10 +232,10 @@ def _display_ranges(arrays: dict[str, zarr.Array], num_frames: int, samples: int
 
 
 def _write_store(
-    source: RecordingSource, partial: Path, name: str, layout: StoreLayout, progress: bool
+    source: RecordingSource, partial: Path, name: str, layout: StoreLayout, progress: bool,
+    streams: list[str],
 ) -> dict[str, Any]:
-    streams = [s for s in STREAM_NAMES if s in source.streams]
-    checker = _FrameChecker(source)
+    checker = _FrameChecker(source, streams)
     ref_info = source.streams[checker.reference]
     expected = ref_info.num_frames
     capacity = expected if expected else layout.frames_per_shard
@@ -307,6 +320,7 @@ def ingest(
     name: str | None = None,
     reader: str | Reader | None = None,
     layout: StoreLayout = DEFAULT_LAYOUT,
+    streams: Sequence[str] | None = None,
     progress: bool = True,
 ) -> Path:
     """Ingest one recording into the store folder ``store``.
@@ -324,6 +338,8 @@ def ingest(
         Reader to use; default: guessed (see :func:`deepepil.list_readers`).
     layout : StoreLayout
         Chunking and codecs.
+    streams : sequence of str, optional
+        Ingest only these streams (e.g. ``["ir", "depth"]``); default all.
     progress : bool
         Show a progress bar.
 
@@ -356,12 +372,18 @@ def ingest(
     lock = store / f".{name}.zarr.lock"
 
     src = opened if opened is not None else open_source(source, reader)
+    try:
+        selected = _select_streams(src, streams)
+    except ValueError:
+        if opened is None:
+            src.close()
+        raise
     hasher = _HashThread(source) if source.exists() else None
     _claim(partial, lock)
     try:
         if hasher is not None:
             hasher.start()
-        stats = _write_store(src, partial, name, layout, progress)
+        stats = _write_store(src, partial, name, layout, progress, selected)
         sha256, size_bytes = None, None
         if hasher is not None:
             hasher.join()

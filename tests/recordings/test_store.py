@@ -184,3 +184,12 @@ def test_recording_summary_names_streams_and_sizes(stored):
         assert f"stream      {stream}" in text
     assert "fx=50.000" in text and "MB on disk" in text
     assert os.fspath(path) in text
+
+
+def test_ingest_selected_streams_only(tmp_path):
+    src = smooth_source(num_frames=10)
+    ds = open_recording(ingest(src, tmp_path, streams=["depth", "ir"], progress=False))
+    assert list(ds.data_vars) == ["ir", "depth"]
+    with pytest.raises(ValueError, match="source has rgb, ir, depth"):
+        ingest(smooth_source(num_frames=10, path="other"), tmp_path, streams=["thermal"], progress=False)
+    assert not (tmp_path / "other.zarr").exists()
