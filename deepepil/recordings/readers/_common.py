@@ -25,14 +25,21 @@ __all__ = [
     "calibration_or_default",
     "check_frame",
     "check_timestamps",
+    "checked_fps",
+    "common_fps",
+    "discard",
+    "dumps",
+    "frames_checked",
     "interleave",
     "merged_attrs",
     "publish",
     "read_json",
+    "read_json_object",
     "refuse_existing",
     "snap_fps",
     "source_timestamps",
     "staging_path",
+    "validate_source_for_writing",
 ]
 
 #: A step between consecutive timestamps longer than this many frame intervals means
@@ -156,11 +163,13 @@ def source_timestamps(source: RecordingSource, stream: str) -> np.ndarray | None
 def interleave(source: RecordingSource, order: tuple[str, ...] = STREAM_NAMES) -> Iterator[tuple[str, Frame]]:
     """All frames of all streams of ``source`` merged by time (ties in ``order``), lazily."""
     names = [s for s in order if s in source.streams]
-    iterators = [
-        ((frame.pts_seconds, rank, frame.index, name, frame) for frame in source.iter_frames(name))
-        for rank, name in enumerate(names)
-    ]
-    for _, _, _, name, frame in heapq.merge(*iterators, key=lambda item: item[:3]):
+
+    def keyed(rank: int, name: str) -> Iterator[tuple[float, int, int, str, Frame]]:
+        for frame in source.iter_frames(name):
+            yield frame.pts_seconds, rank, frame.index, name, frame
+
+    merged = heapq.merge(*(keyed(r, n) for r, n in enumerate(names)), key=lambda item: item[:3])
+    for _, _, _, name, frame in merged:
         yield name, frame
 
 
@@ -224,6 +233,25 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptSourceError(f"cannot read JSON: {exc}", path=str(path)) from None
+
+
+def checked_fps(value: Any, where: str | os.PathLike) -> float:
+    """A frame rate read from a side file, or :class:`CorruptSourceError` naming the file."""
+    try:
+        fps = float(value)
+    except (TypeError, ValueError):
+        fps = float("nan")
+    if not 0 < fps < 100_000:
+        raise CorruptSourceError(f"fps is {value!r}; expected a number > 0", path=os.fspath(where))
+    return fps
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """:func:`read_json` for side files that must hold a JSON object."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise CorruptSourceError(f"holds a JSON {type(value).__name__}; expected an object {{...}}", path=str(path))
+    return value
 
 
 def json_default(value: Any) -> Any:

@@ -127,6 +127,8 @@ class MatroskaWriter:
         Nanoseconds per tick (1000: microsecond timestamps, like the Azure Kinect recorder).
     tags_reserve : int
         Bytes reserved before the clusters for the tags written at :meth:`close`.
+    frame_count_tags : bool
+        Add a ``NUMBER_OF_FRAMES`` tag per track (the Azure Kinect recorder does not).
     """
 
     def __init__(
@@ -139,8 +141,10 @@ class MatroskaWriter:
         title: str = "",
         timestamp_scale_ns: int = 1000,
         tags_reserve: int = 4096,
+        frame_count_tags: bool = True,
     ) -> None:
         self._f = file
+        self._frame_count_tags = frame_count_tags
         self._tracks = {t.number: t for t in tracks}
         self._global_tags = dict(global_tags or {})
         self._attachment_uids = {name: 0x5EED0000 + i for i, (name, _, _) in enumerate(attachments)}
@@ -271,7 +275,11 @@ class MatroskaWriter:
     def _tag_elements(self) -> list[bytes]:
         tags = []
         for number, track in self._tracks.items():
-            simple = {**track.tags, "NUMBER_OF_FRAMES": str(self._counts[number])}
+            simple = dict(track.tags)
+            if self._frame_count_tags:
+                simple["NUMBER_OF_FRAMES"] = str(self._counts[number])
+            if not simple:
+                continue
             tags.append(master(
                 TAG, master(TARGETS, uint(TARGET_TYPE_VALUE, 50), uint(TAG_TRACK_UID, track.uid)),
                 *(master(SIMPLE_TAG, string(TAG_NAME, k), string(TAG_STRING, v)) for k, v in simple.items()),

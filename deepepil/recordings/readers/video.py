@@ -109,6 +109,11 @@ def _demux_pts(path: str, indices: list[int]) -> dict[int, list[float]]:
     return {i: sorted(t) for i, t in times.items()}
 
 
+def demux_times(path: str, index: int) -> np.ndarray:
+    """Presentation times in seconds of track ``index``, from packets (no decoding)."""
+    return np.asarray(_demux_pts(path, [index])[index], dtype="float64")
+
+
 def to_array(frame: av.VideoFrame, stream: str, pix_fmt: str) -> np.ndarray:
     """Decoded PyAV frame to the stream's array (rgb uint8 HxWx3, ir/depth uint16 HxW)."""
     if stream == "rgb":
@@ -151,6 +156,30 @@ def decode_track(
         )
 
 
+def _nominal_fps(container: Any, vs: Any, probe_packets: int = 64) -> float | None:
+    """The nominal frame rate: Matroska's DefaultDuration, else the median step of the first packets.
+
+    MP4 and MOV store no nominal rate, and FFmpeg's guesses go wrong around dropped frames.
+    """
+    if "matroska" in container.format.name and vs.average_rate:
+        return snap_fps(float(vs.average_rate))
+    pts = []
+    try:
+        for packet in container.demux(vs):
+            if packet.size and packet.pts is not None:
+                pts.append(float(packet.pts * packet.time_base))
+                if len(pts) >= probe_packets:
+                    break
+    except av.FFmpegError:
+        pass
+    steps = np.diff(np.sort(np.asarray(pts)))
+    steps = steps[steps > 0]
+    if len(steps):
+        return snap_fps(1.0 / float(np.median(steps)))
+    rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+    return snap_fps(float(rate)) if rate else None
+
+
 def probe_tracks(path: str) -> tuple[dict[str, StreamInfo], dict[str, _Track], dict[str, Any]]:
     """Read a video file's streams from its header (one packet pass if counts are missing)."""
     container = _open_container(path)
@@ -167,7 +196,7 @@ def probe_tracks(path: str) -> tuple[dict[str, StreamInfo], dict[str, _Track], d
             if name in infos:
                 ignored.append(vs.index)
                 continue
-            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+            rate = _nominal_fps(container, vs)
             if not rate or vs.width <= 0 or vs.height <= 0:
                 raise CorruptSourceError(f"track {vs.index} has no frame size or rate", path=path)
             count, count_from = _tag_count(vs.metadata), "tags"
@@ -175,7 +204,7 @@ def probe_tracks(path: str) -> tuple[dict[str, StreamInfo], dict[str, _Track], d
                 count, count_from = int(vs.frames), "container"
             infos[name] = StreamInfo(
                 name, frame_shape_for(name, vs.height, vs.width), "uint8" if name == "rgb" else "uint16",
-                count, snap_fps(float(rate)),
+                count, rate,
             )
             tracks[name] = _Track(vs.index, vs.format.name if vs.format is not None else "", count_from)
         extra = {
@@ -192,6 +221,7 @@ def probe_tracks(path: str) -> tuple[dict[str, StreamInfo], dict[str, _Track], d
         for n in missing:
             infos[n] = StreamInfo(n, infos[n].frame_shape, infos[n].dtype, len(pts[tracks[n].index]), infos[n].fps)
             tracks[n] = _Track(tracks[n].index, tracks[n].pix_fmt, "demux")
+    extra["num_frames_from"] = {n: t.count_from for n, t in tracks.items()}
     return infos, tracks, extra
 
 
@@ -206,8 +236,7 @@ class VideoSource(RecordingSource):
         self.timestamps_seconds = LazyTimestamps(self.streams, self._timestamps)
 
     def _timestamps(self, stream: str) -> np.ndarray:
-        index = self._tracks[stream].index
-        return np.asarray(_demux_pts(self.path, [index])[index])
+        return demux_times(self.path, self._tracks[stream].index)
 
     def iter_frames(self, stream: str) -> Iterator[Frame]:
         track = self._tracks[stream]
@@ -307,6 +336,7 @@ def write_video(
     time_base = Fraction(1, 90000)
     container = av.open(os.fspath(staged), "w", format=_format_for(path))
     stream = None
+    previous_pts: int | None = None
     try:
         for i, (data, t) in enumerate(_frames_and_times(frames, fps, timestamps_seconds)):
             if stream is None:
@@ -323,6 +353,12 @@ def write_video(
             )
             frame.time_base = time_base
             frame.pts = round(t / time_base)
+            if previous_pts is not None and frame.pts <= previous_pts:
+                raise ValueError(
+                    f"{path}: frame {i} is at {t:.6f} s, not after the previous frame; video timestamps"
+                    " must increase"
+                )
+            previous_pts = frame.pts
             for packet in stream.encode(frame):
                 container.mux(packet)
         if stream is None:
