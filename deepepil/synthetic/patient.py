@@ -210,9 +210,11 @@ def make_cohort_profiles(n_patients: int, seed: int = 0) -> list[PatientProfile]
         s = (first_syndrome + i) % 2
         side = ("left", "right")[(first_side[s] + i // 2) % 2]
         profile = make_patient_profile(seed, i, syndrome=SYNDROMES[s], lateralization=side)
+        attempt = 0
         while profile.code in codes:  # about 1e-9 per pair; redraw deterministically
+            attempt += 1
             profile = dataclasses.replace(profile, code=_draw_code(
-                np.random.default_rng([int(seed), i, _TAG_PATIENT, len(codes)])))
+                np.random.default_rng([int(seed), i, _TAG_PATIENT, attempt])))
         codes.add(profile.code)
         profiles.append(profile)
     return profiles
