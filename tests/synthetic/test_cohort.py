@@ -14,17 +14,6 @@ from deepepil.synthetic.patient import make_cohort_profiles
 from deepepil.synthetic.recording import make_recording
 
 
-def writers_available() -> bool:
-    try:
-        from deepepil.recordings.readers.azure_kinect import write_azure_kinect_mkv  # noqa: F401
-        from deepepil.recordings.readers.frames import write_frames_folder  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_writers = pytest.mark.skipif(not writers_available(),
-                                   reason="the MKV and frame-folder writers are not installed yet")
 
 
 def test_invalid_arguments_are_refused_before_writing(tmp_path):
@@ -49,7 +38,6 @@ def test_existing_files_are_never_overwritten(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [existing.name]
 
 
-@needs_writers
 def test_cohort_is_written_in_every_format(tmp_path):
     from deepepil.recordings.readers import open_source
 
@@ -88,7 +76,6 @@ def test_cohort_is_written_in_every_format(tmp_path):
         synthesize_cohort(tmp_path, patients=2, seconds=1.0, seed=3, progress=False)
 
 
-@needs_writers
 def test_folder_only_returns_folders(tmp_path):
     paths = synthesize_cohort(tmp_path, patients=1, seconds=1.0, formats=("folder",),
                               progress=False)
