@@ -284,3 +284,16 @@ def test_corrupt_source_error_is_both_deepepil_and_value_error():
 def test_stream_info_rejects_unknown_streams():
     with pytest.raises(ValueError, match="not one of"):
         StreamInfo("thermal", (4, 4), "uint16", 1, 30.0)
+
+
+def test_ingest_many_uses_a_running_scheduler_when_given_its_address(tmp_path):
+    from distributed import LocalCluster
+
+    sources = [_npz(tmp_path / f"s{i}.npz", seed=10 + i) for i in range(2)]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster:
+        paths = ingest_many(sources, tmp_path / "store", scheduler_address=cluster.scheduler_address,
+                            progress=False)
+        assert "_ingest_task" in cluster.scheduler.task_prefixes  # the work ran on that cluster
+    assert paths == [tmp_path / "store" / "s0.zarr", tmp_path / "store" / "s1.zarr"]
+    assert all(verify(p).ok for p in paths)
