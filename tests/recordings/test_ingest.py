@@ -294,6 +294,6 @@ def test_ingest_many_uses_a_running_scheduler_when_given_its_address(tmp_path):
                       host="127.0.0.1") as cluster:
         paths = ingest_many(sources, tmp_path / "store", scheduler_address=cluster.scheduler_address,
                             progress=False)
-        assert "_ingest_task" in cluster.scheduler.task_prefixes  # the work ran on that cluster
+        assert "ingest_task" in cluster.scheduler.task_prefixes  # the work ran on that cluster
     assert paths == [tmp_path / "store" / "s0.zarr", tmp_path / "store" / "s1.zarr"]
     assert all(verify(p).ok for p in paths)
