@@ -51,6 +51,8 @@ __all__ = ["ingest", "ingest_many", "recording_name_for", "hash_source"]
 
 #: A gap between consecutive timestamps above this many frame intervals means missing frames.
 MAX_GAP_FRAMES = 1.5
+#: The depth display range ends this far behind the median depth of the image centre.
+DEPTH_DISPLAY_BEHIND_MM = 250.0
 _END = object()
 
 
@@ -218,8 +220,15 @@ def _display_ranges(arrays: dict[str, zarr.Array], num_frames: int, samples: int
         d = np.stack([arrays["depth"][int(i)] for i in picks])
         valid = d[d > 0]
         if valid.size:
+            # near end: the nearest surfaces; far end: just behind what fills the middle of the
+            # image (the bed, seen from above), so floor and walls do not squash the contrast
+            h, w = d.shape[1:3]
+            centre = d[:, h // 4 : h - h // 4, w // 4 : w - w // 4]
+            centre = centre[centre > 0]
             lo, hi = np.percentile(valid, [1, 99])
-            pad = max(50.0, 0.05 * (hi - lo))
+            if centre.size:
+                hi = min(hi, float(np.median(centre)) + DEPTH_DISPLAY_BEHIND_MM)
+            pad = max(25.0, 0.05 * (hi - lo))
             ranges["depth_range_mm"] = [float(max(lo - pad, 0)), float(hi + pad)]
     if "ir" in arrays:
         ir = np.stack([arrays["ir"][int(i)] for i in picks])

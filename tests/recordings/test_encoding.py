@@ -18,8 +18,9 @@ from deepepil.recordings.store import open_recording
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
     rng = np.random.default_rng(0)
-    depth = np.full((6, 40, 50), 2000, np.uint16)
-    depth[:, :, :25] = 1000  # left half near
+    depth = np.full((6, 40, 50), 2200, np.uint16)  # the floor, around the bed
+    depth[:, 8:32, 10:40] = 1600  # the bed
+    depth[:, 14:26, 12:25] = 1400  # a patient on it, left side
     depth[:, 0, 0] = 0  # a hole
     ir = rng.integers(0, 3000, (6, 40, 50), dtype=np.uint16)
     rgb = np.zeros((6, 30, 60, 3), np.uint8)
@@ -43,16 +44,17 @@ def test_every_stream_encodes_to_a_decodable_image_of_the_frame_size(ds, stream,
 
 def test_depth_colormap_near_is_bright_and_holes_are_black(ds):
     image = decode(encode_frame(ds, "depth", 0, format="png", depth_range_mm=(500, 2500))).astype(int)
-    near, far = image[20, 10], image[20, 40]
+    near, far = image[20, 15], image[20, 30]
     assert near.sum() > far.sum()
     np.testing.assert_array_equal(image[0, 0], [0, 0, 0])
-    # png is lossless: the near pixel is exactly the LUT entry for 1000 mm in 500..2500
-    np.testing.assert_array_equal(near, VIRIDIS_LUT[int((2500 - 1000) * 255 / 2000)])
+    # png is lossless: the near pixel is exactly the LUT entry for 1400 mm in 500..2500
+    np.testing.assert_array_equal(near, VIRIDIS_LUT[int((2500 - 1400) * 255 / 2000)])
 
 
 def test_ingest_measures_display_ranges_and_encode_uses_them(ds):
     lo, hi = ds.attrs["display"]["depth_range_mm"]
-    assert lo < 1000 and 2000 < hi < 2500
+    # from the patient to just behind the bed: the floor around it does not squash the contrast
+    assert lo < 1400 and 1600 < hi < 2000
     default = encode_frame(ds, "depth", 0, format="png")
     stated = encode_frame(ds, "depth", 0, format="png", depth_range_mm=(lo, hi))
     assert default == stated
