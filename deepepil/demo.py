@@ -53,6 +53,8 @@ def run_demo(
     cmd = [
         sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
         f"--ServerApp.root_dir={NOTEBOOKS_DIR.parent}", "--LabApp.default_url=/lab/tree/notebooks/explore.ipynb",
+        # clinic networks are closed: no news feed, no update checks
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
