@@ -12,7 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # PyPI name -> conda-forge name, where they differ; "dask[distributed]" is two conda packages.
-CONDA_NAMES = {"torch": "pytorch"}
+CONDA_NAMES = {"torch": "pytorch", "psycopg2-binary": "psycopg2"}
 
 
 def _split(spec: str) -> tuple[str, str]:

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: real services started for the duration of a run."""
