@@ -18,6 +18,12 @@ __all__ = [
     "IntegrityError",
     "RecordingNotFoundError",
     "OutOfSpaceError",
+    "ValidationError",
+    "ConflictError",
+    "NotFoundError",
+    "SchemaBehindError",
+    "AccessDeniedError",
+    "ImportFileError",
 ]
 
 
@@ -79,3 +85,49 @@ class RecordingNotFoundError(DeepEpilError, FileNotFoundError):
 
 class OutOfSpaceError(DeepEpilError, OSError):
     """The disk filled up during a write; nothing was published."""
+
+
+class ValidationError(DeepEpilError, ValueError):
+    """A label (or other input) is invalid; nothing was stored. The message says what is allowed."""
+
+
+class ConflictError(DeepEpilError):
+    """An edit named a version that is no longer current: someone else changed the row first.
+
+    Attributes
+    ----------
+    current : dict
+        The row as it is now in the database (the version to compare with or retry on).
+    """
+
+    def __init__(self, message: str, current: dict | None = None):
+        super().__init__(message)
+        self.current = current
+
+
+class NotFoundError(DeepEpilError, LookupError):
+    """A row (recording, MOI, user, ...) does not exist or is not visible to the caller."""
+
+
+class SchemaBehindError(DeepEpilError):
+    """The database schema is older than this deepepil; run ``deepepil db upgrade``."""
+
+
+class AccessDeniedError(DeepEpilError, PermissionError):
+    """The connected user may not do this (role, clinic, or not registered)."""
+
+
+class ImportFileError(DeepEpilError, ValueError):
+    """An import file has errors; nothing was imported.
+
+    Attributes
+    ----------
+    problems : list of str
+        Every error found, each naming its line or annotation id.
+    """
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = list(problems)
+        shown = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{path}: {len(self.problems)} error(s), nothing imported:\n{shown}")
