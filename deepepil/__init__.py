@@ -6,6 +6,8 @@ The public API is re-exported here::
     deepepil.list_readers()
     path = deepepil.ingest("P001_S01.mkv", store="recordings/")
     ds = deepepil.open_recording(path)
+    deepepil.catalog()                     # recordings registered in the label database
+    ds = deepepil.open_recording(3)        # ... opened by recording id
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "open_recording",
     "verify",
     "list_recordings",
+    "catalog",
     "synthesize_cohort",
 ]
 
@@ -35,6 +38,8 @@ def __getattr__(name: str):
         from deepepil.recordings import ingest as module
     elif name in ("open_recording", "verify", "list_recordings"):
         from deepepil.recordings import store as module
+    elif name == "catalog":
+        from deepepil.labels import catalog as module
     elif name == "synthesize_cohort":
         from deepepil.synthetic import cohort as module
     else:

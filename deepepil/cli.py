@@ -7,11 +7,16 @@ Run ``deepepil --help`` or ``deepepil COMMAND --help``. Errors print one clear l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
+
+DATABASE_URL_ENV = "DEEPEPIL_DATABASE_URL"
+_KINDS_HELP = "region, moi_label, laterality, centricity, seizure_type, awareness, localization or joint"
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -27,24 +32,186 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registration_url(args: argparse.Namespace) -> str | None:
+    """The database to register ingested recordings in, or None when registration is off."""
+    from deepepil.errors import ValidationError
+    from deepepil.labels.db import DATABASE_URL_ENV, database_configured, resolve_url
+
+    if args.no_register:
+        if args.clinic or args.patient:
+            raise ValidationError("--no-register contradicts --clinic/--patient; give one or the other")
+        return None
+    if args.patient and not args.clinic:
+        raise ValidationError("--patient needs --clinic NAME (the clinic the patient belongs to)")
+    if not args.clinic:
+        if database_configured(args.url):
+            raise ValidationError(
+                f"a label database is configured ({'--url' if args.url else DATABASE_URL_ENV}), so the "
+                f"recording is to be registered: give --clinic NAME (and --patient CODE if the patient "
+                f"has one), or --no-register to only write the store"
+            )
+        return None
+    if len(args.sources) > 1 and not args.patient:
+        raise ValidationError(
+            "registering several sources needs --patient CODE (they are taken as one patient's "
+            "recordings); to give each its own generated code, ingest them one at a time"
+        )
+    return resolve_url(args.url)
+
+
+def _register_hint(path: object, args: argparse.Namespace) -> str:
+    patient = f" --patient {args.patient}" if args.patient else " [--patient CODE]"
+    url = " --url URL" if args.url else ""
+    return f"`deepepil catalog register {path} --clinic {args.clinic!r}{patient}{url}`"
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from deepepil.errors import DeepEpilError
     from deepepil.recordings.ingest import ingest, ingest_many
     from deepepil.recordings.store import StoreLayout
 
+    url = _registration_url(args)
+    if url is not None:
+        from deepepil.labels.catalog import check_registration
+
+        with _database_errors(url):
+            check_registration(args.clinic, args.patient, url)  # fail before a long ingest, not after
     layout = StoreLayout(rgb_quality=args.rgb_quality, frames_per_shard=args.frames_per_shard)
     kwargs = {"reader": args.reader, "layout": layout, "streams": args.streams}
     if len(args.sources) > 1 or args.scheduler or args.workers:
         if args.name:
             raise SystemExit("error: --name applies to a single source only")
-        paths = ingest_many(
-            args.sources, args.store, scheduler_address=args.scheduler, n_workers=args.workers,
-            progress=not args.quiet, **kwargs,
-        )
+        try:
+            paths = ingest_many(
+                args.sources, args.store, scheduler_address=args.scheduler, n_workers=args.workers,
+                progress=not args.quiet, **kwargs,
+            )
+        except DeepEpilError as exc:
+            if url is None:
+                raise
+            raise DeepEpilError(
+                f"{exc}\nThe recordings that were published are not registered in the catalog; register "
+                f"each with {_register_hint('PATH', args)}"
+            ) from exc
     else:
         paths = [ingest(args.sources[0], args.store, name=args.name, progress=not args.quiet, **kwargs)]
     for p in paths:
         print(p)
+    if url is not None:
+        from deepepil.labels.catalog import _register
+
+        for p in paths:
+            try:
+                with _database_errors(url):
+                    recording_id, code = _register(p, args.clinic, args.patient, url)
+            except Exception as exc:  # whatever went wrong, the store stays published: say what to do
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise DeepEpilError(
+                    f"{p} was published but not registered in the catalog: {reason}. Once that is fixed, "
+                    f"register it with {_register_hint(p, args)}"
+                ) from exc
+            print(f"registered {p} as recording {recording_id} (patient {code}, clinic {args.clinic})")
     return 0
+
+
+@contextlib.contextmanager
+def _database_errors(url: str | None) -> Iterator[None]:
+    """Turn a failure to reach the database into one clear line."""
+    import sqlalchemy as sa
+
+    from deepepil.errors import DeepEpilError
+    from deepepil.labels.db import resolve_url
+
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        where = _safe_url(resolve_url(url))
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise DeepEpilError(f"cannot use the label database {where}: {reason}") from exc
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from deepepil.labels.db import resolve_url
+    from deepepil.labels.schema import current_revision, upgrade
+
+    with _database_errors(args.url):
+        upgrade(args.url, args.revision)
+        print(f"label database {_safe_url(resolve_url(args.url))} at revision {current_revision(args.url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _cmd_db_current(args: argparse.Namespace) -> int:
+    from deepepil.labels.schema import current_revision, head_revision, is_known_revision
+
+    with _database_errors(args.url):
+        current = current_revision(args.url)
+    if current is None:
+        print("none (no deepepil schema; run `deepepil db upgrade`)")
+    elif current == head_revision():
+        print(f"{current} (head)")
+    elif is_known_revision(current):
+        print(f"{current} (behind {head_revision()}; run `deepepil db upgrade`)")
+    else:
+        print(f"{current} (newer than this deepepil, which knows up to {head_revision()}: upgrade deepepil)")
+    return 0
+
+
+def _cmd_admin(args: argparse.Namespace) -> int:
+    from deepepil.labels import admin
+
+    with _database_errors(args.url):
+        if args.admin_command == "add-clinic":
+            clinic_id = admin.add_clinic(args.name, url=args.url)
+            print(f"added clinic {args.name!r} (id {clinic_id})")
+        elif args.admin_command == "list-clinics":
+            _print_table(admin.list_clinics(url=args.url), "no clinics")
+        elif args.admin_command == "add-user":
+            user_id = admin.add_user(args.username, args.role, args.clinic, url=args.url)
+            where = f" of clinic {args.clinic!r}" if args.clinic else ""
+            print(f"added user {args.username!r} as {args.role}{where} (id {user_id})")
+        elif args.admin_command in ("deactivate-user", "activate-user"):
+            active = args.admin_command == "activate-user"
+            admin.set_user_active(args.username, active, url=args.url)
+            print(f"user {args.username!r} {'activated' if active else 'deactivated'}")
+        elif args.admin_command == "list-users":
+            _print_table(admin.list_users(url=args.url), "no users")
+        elif args.admin_command == "add-term":
+            version = admin.add_term(args.kind, args.code, label=args.label, url=args.url)
+            print(f"added {args.kind} {args.code!r}: vocabulary version {version}")
+        elif args.admin_command == "retire-term":
+            version = admin.retire_term(args.kind, args.code, url=args.url)
+            print(f"retired {args.kind} {args.code!r}: vocabulary version {version}")
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from deepepil.labels.catalog import _register, catalog
+
+    from deepepil.errors import ValidationError
+
+    with _database_errors(args.url):
+        if args.catalog_command == "list":
+            _print_table(catalog(args.url), "no recordings visible to you")
+            return 0
+        if len(args.paths) > 1 and not args.patient:
+            raise ValidationError(
+                "registering several stores needs --patient CODE (they are taken as one patient's "
+                "recordings); to give each its own generated code, register them one at a time"
+            )
+        for path in args.paths:
+            recording_id, code = _register(path, args.clinic, args.patient, args.url)
+            print(f"registered {path} as recording {recording_id} (patient {code}, clinic {args.clinic})")
+    return 0
+
+
+def _print_table(frame: Any, empty: str) -> None:
+    print(frame.to_string(index=False) if len(frame) else empty)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -117,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-per-shard", type=int, default=32, help="frames per shard file (default 32)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address for many recordings")
     p.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
+    p.add_argument("--clinic", metavar="NAME",
+                   help="register the recording in the label database's catalog, for this clinic")
+    p.add_argument("--patient", metavar="CODE",
+                   help="the patient's pseudonymous code (created in --clinic when new); default: a "
+                        "new patient with a generated code")
+    p.add_argument("--url", help=f"label database to register in (default ${DATABASE_URL_ENV}, else the "
+                                 f"SQLite file in your data folder)")
+    p.add_argument("--no-register", action="store_true",
+                   help="only write the store, even when a label database is configured")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_ingest)
 
@@ -132,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("readers", help="list the installed reader plugins")
     p.set_defaults(func=_cmd_readers)
 
+    _add_database_commands(sub)
+
     p = sub.add_parser("demo", help="generate and ingest a synthetic cohort, then start JupyterLab")
     p.add_argument("--dir", default="demo-data", help="working folder (default ./demo-data)")
     p.add_argument("--port", type=int, default=8888)
@@ -141,6 +319,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lab", action="store_true", help="prepare the data but do not start JupyterLab")
     p.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _url_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help=f"label database URL (default ${DATABASE_URL_ENV}, else the SQLite file "
+                                 f"in your data folder)")
+
+
+def _add_database_commands(sub: Any) -> None:
+    # choices are checked by deepepil.labels.admin (exit status 1 with the valid values), and
+    # nothing here imports SQLAlchemy, so `deepepil --help` stays quick
+    db = sub.add_parser("db", help="create or upgrade the label database").add_subparsers(
+        dest="db_command", required=True, metavar="DB_COMMAND")
+    p = db.add_parser("upgrade", help="create the schema or upgrade it to this deepepil's revision")
+    _url_option(p)
+    p.add_argument("--revision", default="head", help="target revision (default head)")
+    p.set_defaults(func=_cmd_db_upgrade)
+    p = db.add_parser("current", help="print the database's schema revision")
+    _url_option(p)
+    p.set_defaults(func=_cmd_db_current)
+
+    admin = sub.add_parser("admin", help="manage clinics, users and vocabularies").add_subparsers(
+        dest="admin_command", required=True, metavar="ADMIN_COMMAND")
+    p = admin.add_parser("add-clinic", help="add a clinic")
+    p.add_argument("name", metavar="NAME")
+    p = admin.add_parser("list-clinics", help="list the clinics")
+    p = admin.add_parser("add-user", help="register a hub user with a role")
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument("--role", required=True, help="clinician, data_scientist or admin")
+    p.add_argument("--clinic", metavar="NAME", help="the user's clinic (required for clinicians)")
+    p = admin.add_parser("deactivate-user", help="stop a user from connecting (their labels stay)")
+    p.add_argument("username", metavar="USERNAME")
+    p = admin.add_parser("activate-user", help="let a deactivated user connect again")
+    p.add_argument("username", metavar="USERNAME")
+    p = admin.add_parser("list-users", help="list the registered users")
+    p = admin.add_parser("add-term", help="add a vocabulary term (a new vocabulary version)")
+    p.add_argument("kind", metavar="KIND", help=_KINDS_HELP)
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("--label", help="display label (default: the code)")
+    p = admin.add_parser("retire-term", help="retire a vocabulary term (old labels keep it)")
+    p.add_argument("kind", metavar="KIND", help=_KINDS_HELP)
+    p.add_argument("code", metavar="CODE")
+    for p in admin.choices.values():
+        _url_option(p)
+        p.set_defaults(func=_cmd_admin)
+
+    cat = sub.add_parser("catalog", help="the recording catalog of the label database").add_subparsers(
+        dest="catalog_command", required=True, metavar="CATALOG_COMMAND")
+    p = cat.add_parser("register", help="register published recording stores (when ingest could not)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--clinic", required=True, metavar="NAME")
+    p.add_argument("--patient", metavar="CODE", help="the patient's code (default: a new generated one)")
+    _url_option(p)
+    p.set_defaults(func=_cmd_catalog)
+    p = cat.add_parser("list", help="list the recordings you may see")
+    _url_option(p)
+    p.set_defaults(func=_cmd_catalog)
 
 
 def _version() -> str:

@@ -7,16 +7,38 @@ use psycopg2: ``postgresql+psycopg2://user:password@host:5432/deepepil``.
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-__all__ = ["DATABASE_URL_ENV", "default_url", "resolve_url", "make_engine", "is_sqlite"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from deepepil.labels.models import AppUser
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "USER_ENV",
+    "default_url",
+    "resolve_url",
+    "database_configured",
+    "make_engine",
+    "session_scope",
+    "is_sqlite",
+    "current_username",
+    "resolve_user",
+]
 
 DATABASE_URL_ENV = "DEEPEPIL_DATABASE_URL"
+#: Overrides the user name (before ``JUPYTERHUB_USER`` and the login name).
+USER_ENV = "DEEPEPIL_USER"
 
 
 def default_url() -> str:
@@ -38,6 +60,11 @@ def resolve_url(url: str | None = None) -> str:
             f"postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
         )
     return url
+
+
+def database_configured(url: str | None = None) -> bool:
+    """True when a database was named: ``url`` given or ``$DEEPEPIL_DATABASE_URL`` set."""
+    return bool(url or os.environ.get(DATABASE_URL_ENV))
 
 
 def is_sqlite(url_or_engine: str | Engine) -> bool:
@@ -66,3 +93,77 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+@contextlib.contextmanager
+def session_scope(url: str | None = None, *, check: bool = True) -> Iterator[Session]:
+    """A session on a fresh engine, committed on success, rolled back on error, then disposed.
+
+    With ``check`` (default) the schema is checked first
+    (:func:`deepepil.labels.schema.check_schema`).
+    """
+    from sqlalchemy.orm import Session
+
+    engine = make_engine(url)
+    try:
+        if check:
+            from deepepil.labels.schema import check_schema
+
+            check_schema(engine)
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+def current_username(username: str | None = None) -> str:
+    """Who is calling: ``username``, else ``$DEEPEPIL_USER``, else ``$JUPYTERHUB_USER``, else the login name."""
+    return (
+        username
+        or os.environ.get(USER_ENV)
+        or os.environ.get("JUPYTERHUB_USER")
+        or getpass.getuser()
+    )
+
+
+def resolve_user(session: Session, username: str | None = None, *, auto_register: bool) -> AppUser:
+    """The registered, active :class:`~deepepil.labels.models.AppUser` who is calling.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        An open session on the label database.
+    username : str, optional
+        Default :func:`current_username`.
+    auto_register : bool
+        Register an unknown user as an admin instead of refusing. Pass
+        ``is_sqlite(session.get_bind())``: the embedded SQLite database is single-user,
+        while on PostgreSQL an admin registers users (``deepepil admin add-user``).
+
+    Raises
+    ------
+    AccessDeniedError
+        The user is not registered (and ``auto_register`` is false), or was deactivated.
+    """
+    from sqlalchemy import select
+
+    from deepepil.errors import AccessDeniedError
+    from deepepil.labels.models import AppUser, Role
+
+    name = current_username(username)
+    user = session.scalar(select(AppUser).where(AppUser.username == name))
+    if user is None and auto_register:
+        try:
+            with session.begin_nested():
+                user = AppUser(username=name, role=Role.admin)
+                session.add(user)
+        except sa.exc.IntegrityError:  # registered concurrently by another process
+            user = session.scalar(select(AppUser).where(AppUser.username == name))
+    if user is None:
+        raise AccessDeniedError(
+            f"user {name!r} is not registered in the label database; ask an admin to run "
+            f"`deepepil admin add-user {name} --role clinician --clinic CLINIC` (or --role data_scientist)"
+        )
+    if not user.active:
+        raise AccessDeniedError(f"user {name!r} is deactivated in the label database; ask an admin")
+    return user

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ __all__ = [
     "VerifyReport",
     "write_manifest",
     "read_manifest",
+    "manifest_sha256",
+    "read_store_attrs",
     "recording_summary",
     "list_recordings",
 ]
@@ -220,6 +223,21 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     return node["attributes"]["deepepil_manifest"]
 
 
+def manifest_sha256(root: str | os.PathLike) -> str:
+    """The sha256 of the store's manifest file: one checksum that covers every file of the store."""
+    return _sha256(_check_store_path(root) / _MANIFEST_FILE)
+
+
+def read_store_attrs(root: str | os.PathLike) -> dict[str, Any]:
+    """The group attributes of a published store (name, fps, num_frames, streams, provenance, ...).
+
+    Reads only ``zarr.json``; raises like :func:`open_recording` when the store is missing
+    or unpublished.
+    """
+    path = _check_store_path(root)
+    return json.loads((path / "zarr.json").read_text()).get("attributes", {})
+
+
 @dataclass
 class VerifyReport:
     """Result of :func:`verify`: ``ok`` plus one line per problem found."""
@@ -319,24 +337,44 @@ def verify(path: str | os.PathLike, *, decode: bool = False) -> VerifyReport:
 # -- opening ---------------------------------------------------------------------------
 
 
-def open_recording(path: str | os.PathLike, *, chunks: Any = None) -> xr.Dataset:
+def open_recording(path: str | os.PathLike | int, *, chunks: Any = None, url: str | None = None) -> xr.Dataset:
     """Open a recording store lazily as an :class:`xarray.Dataset`.
 
     Parameters
     ----------
-    path : path-like
-        The ``NAME.zarr`` folder written by :func:`deepepil.ingest`.
+    path : path-like or int
+        The ``NAME.zarr`` folder written by :func:`deepepil.ingest`, or a recording id of
+        the catalog (see :func:`deepepil.catalog`), resolved to its storage URI.
     chunks : optional
         ``None`` (default): lazy arrays that read only the chunks an index touches.
         ``{}`` or a dict: dask arrays (see :func:`xarray.open_zarr`).
+    url : str, optional
+        Label database holding the catalog, when ``path`` is a recording id; default
+        ``$DEEPEPIL_DATABASE_URL``, else the SQLite file in the user's data folder.
 
     Returns
     -------
     xarray.Dataset
         Data variables ``rgb`` ``(time, rgb_y, rgb_x, channel)``, ``ir`` and ``depth``
         ``(time, y, x)`` (those present), coordinate ``time`` in seconds; calibration,
-        fps and provenance in ``attrs``. Nothing but metadata is read on open.
+        fps and provenance in ``attrs`` (and ``recording_id`` when opened by id).
+        Nothing but metadata is read on open.
+
+    Raises
+    ------
+    deepepil.errors.NotFoundError
+        ``path`` is a recording id that does not exist or that the caller may not see.
     """
+    recording_id = None
+    if isinstance(path, numbers.Integral) and not isinstance(path, bool):  # numpy ints from a DataFrame too
+        from deepepil.labels.catalog import recording_uri
+
+        recording_id = int(path)
+        path = recording_uri(recording_id, url=url)
+        if path.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            path = unquote(urlparse(path).path)
     root = _check_store_path(path)
     ds = xr.open_zarr(
         zarr.storage.LocalStore(root, read_only=True),
@@ -344,6 +382,8 @@ def open_recording(path: str | os.PathLike, *, chunks: Any = None) -> xr.Dataset
     )
     ds = ds[[s for s in STREAM_DIMS if s in ds.data_vars]]
     ds.attrs["path"] = str(root)
+    if recording_id is not None:
+        ds.attrs["recording_id"] = recording_id
     return ds
 
 

@@ -1,0 +1,479 @@
+"""Label database benchmarks, each against what a user would otherwise do, in one run.
+
+    python bench/bench_labels.py            # full: 20 writers x 200 edits, 100k MOIs, PostgreSQL + SQLite
+    python bench/bench_labels.py --quick    # 20 writers x 30 edits, 20k MOIs: a 1-2 minute smoke run
+
+A real PostgreSQL cluster is started for the run (:class:`deepepil.testing.postgres.TemporaryPostgres`,
+fsync off as in the tests) and an SQLite file beside it for comparison. Sections (``--only``):
+
+edit      MOI edit latency (``store.update_moi``) with 20 concurrent writers, each a separate
+          process with its own LabelStore and user, editing its own MOIs and, one edit in
+          ten, a few MOIs shared by all (stale versions there give ConflictErrors, counted).
+          Against: the same edits as a plain SQLAlchemy UPDATE + commit (no validation,
+          audit revision or conflict check).
+load      ``store.mois()`` of 100k MOIs into a DataFrame. Against: ORM objects -> list of
+          dicts -> DataFrame, and ``pandas.read_sql`` of the same joined query.
+exchange  ELAN and CSV export and import of 1,000 MOIs of one recording.
+
+Setup rows are written with plain SQL inserts (not timed, no revisions). Results print as
+they come and are written as markdown (``--out``, default ``.bench-data/results/bench_labels-<full|quick>.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import Table, Target, machine  # noqa: E402
+
+SECTIONS = ("edit", "load", "exchange")
+FPS = 30.0
+NUM_FRAMES = 30 * 3600  # one hour per recording
+N_WRITERS = 20
+N_SHARED = 5
+SHARED_EVERY = 10  # one edit in ten goes to a shared MOI
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- setup -------------------------------------------------------------------------------------
+
+
+def make_database(url: str, n_recordings: int) -> dict[str, Any]:
+    """Schema, a clinic, writers w00..w19 (clinicians), an admin, ``n_recordings`` recordings."""
+    from sqlalchemy.orm import Session
+
+    from deepepil.labels import schema
+    from deepepil.labels.db import make_engine
+    from deepepil.labels.models import AppUser, Clinic, Patient, Recording, Role
+
+    schema.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            clinic = Clinic(name="Bench")
+            session.add(clinic)
+            session.flush()
+            users = [AppUser(username=f"w{i:02d}", role=Role.clinician, clinic_id=clinic.id)
+                     for i in range(N_WRITERS)]
+            users.append(AppUser(username="admin", role=Role.admin))
+            session.add_all(users)
+            patient = Patient(code="SYN-BENCH", clinic_id=clinic.id)
+            session.add(patient)
+            session.flush()
+            recs = [Recording(name=f"bench_{k:03d}", patient_id=patient.id, clinic_id=clinic.id,
+                              storage_uri=f"file:///bench/{k:03d}.zarr", streams="rgb,ir,depth", fps=FPS,
+                              num_frames=NUM_FRAMES, duration_seconds=NUM_FRAMES / FPS, size_bytes=1,
+                              checksum="0" * 64, source_format="npz") for k in range(n_recordings)]
+            session.add_all(recs)
+            session.flush()
+            return {"recordings": [r.id for r in recs], "users": {u.username: u.id for u in users}}
+    finally:
+        engine.dispose()
+
+
+def insert_mois(url: str, rows: list[dict[str, Any]], chunk: int = 10_000) -> list[int]:
+    """Plain multi-row INSERTs (setup only: no validation, no revisions); returns the ids."""
+    import sqlalchemy as sa
+
+    from deepepil.labels.db import make_engine
+    from deepepil.labels.models import MOI
+
+    engine = make_engine(url)
+    ids: list[int] = []
+    try:
+        with engine.begin() as conn:
+            for k in range(0, len(rows), chunk):
+                result = conn.execute(sa.insert(MOI).returning(MOI.id, sort_by_parameter_order=True),
+                                      rows[k:k + chunk])
+                ids.extend(result.scalars().all())
+    finally:
+        engine.dispose()
+    return ids
+
+
+def moi_rows(n: int, recording_ids: list[int], author_ids: list[int], seed: int) -> list[dict[str, Any]]:
+    """``n`` distinct MOIs spread over recordings and authors, with the seed vocabulary."""
+    from deepepil.labels.vocabulary import CENTRICITIES, LATERALITIES, MOI_LABELS, REGIONS
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        start = int(rng.integers(0, NUM_FRAMES - 400))
+        rows.append({
+            "recording_id": recording_ids[i % len(recording_ids)], "region": REGIONS[i % len(REGIONS)],
+            "label": MOI_LABELS[int(rng.integers(len(MOI_LABELS)))],
+            "laterality": [None, *LATERALITIES][int(rng.integers(4))],
+            "centricity": [None, *CENTRICITIES][int(rng.integers(4))],
+            "start_frame": start, "end_frame": start + 1 + int(rng.integers(300)), "source": "human",
+            "author_id": author_ids[i % len(author_ids)], "version": 1, "deleted": False,
+        })
+    return rows
+
+
+# --- edit: concurrent writers --------------------------------------------------------------------
+
+
+def _writer(url: str, username: str, mode: str, own: list[int], shared: list[int], n_edits: int, seed: int,
+            barrier: Any, results: Any) -> None:
+    """One writer process: ``n_edits`` timed edits; puts (username, latencies, conflicts, errors)."""
+    from deepepil.errors import ConflictError
+
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    conflicts = errors = 0
+    if mode == "service":
+        from deepepil.labels.service import connect
+
+        store = connect(url, user=username)
+        versions = {m: store.moi(m).version for m in own + shared}
+        ends = {m: store.moi(m).end_frame for m in own + shared}
+        barrier.wait()
+        for k in range(n_edits):
+            moi_id = rng.choice(shared) if k % SHARED_EVERY == SHARED_EVERY - 1 else rng.choice(own)
+            new_end = ends[moi_id] + (1 if (k // 2) % 2 == 0 else -1)
+            t0 = time.perf_counter()
+            try:
+                moi = store.update_moi(moi_id, versions[moi_id], end_frame=new_end)
+                versions[moi_id], ends[moi_id] = moi.version, moi.end_frame
+            except ConflictError as exc:  # someone edited the shared MOI since: take theirs and go on
+                conflicts += 1
+                versions[moi_id], ends[moi_id] = exc.current["version"], exc.current["end_frame"]
+            except Exception:  # noqa: BLE001 - counted and reported, never silent
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+        store.close()
+    else:
+        import sqlalchemy as sa
+
+        from deepepil.labels.db import make_engine
+        from deepepil.labels.models import MOI
+
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sa.select(1))
+            barrier.wait()
+            for k in range(n_edits):
+                moi_id = rng.choice(shared) if k % SHARED_EVERY == SHARED_EVERY - 1 else rng.choice(own)
+                t0 = time.perf_counter()
+                conn.execute(sa.update(MOI).where(MOI.id == moi_id).values(
+                    end_frame=MOI.end_frame + (1 if (k // 2) % 2 == 0 else -1)))
+                conn.commit()
+                latencies.append(time.perf_counter() - t0)
+        engine.dispose()
+    results.put((username, latencies, conflicts, errors))
+
+
+def run_writers(url: str, mode: str, own: dict[str, list[int]], shared: list[int], n_edits: int,
+                seed: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(own))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(url, user, mode, ids, shared, n_edits, seed + i, barrier, results))
+             for i, (user, ids) in enumerate(own.items())]
+    for p in procs:
+        p.start()
+    t0 = time.perf_counter()
+    got = [results.get(timeout=600) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join(timeout=60)
+    latencies = np.concatenate([np.asarray(g[1]) for g in got])
+    p50, p95, p99 = (float(v) * 1e3 for v in np.percentile(latencies, [50, 95, 99]))
+    return {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": float(latencies.max()) * 1e3,
+            "edits": int(latencies.size), "edits_per_s": latencies.size / wall,
+            "conflicts": sum(g[2] for g in got), "errors": sum(g[3] for g in got)}
+
+
+def bench_edit(backends: dict[str, str], args: argparse.Namespace, out: dict[str, Any]) -> list[Table]:
+    n_own = 20
+    table = Table(f"MOI edit latency, {N_WRITERS} concurrent writer processes x {args.n_edits} edits "
+                  f"(1 in {SHARED_EVERY} on {N_SHARED} shared MOIs)",
+                  ["backend", "path", "p50 ms", "p95 ms", "p99 ms", "max ms", "edits/s", "conflicts", "errors",
+                   "p50 vs plain UPDATE"])
+    for backend, url in backends.items():
+        info = make_database(url, 1)
+        rec = info["recordings"][0]
+        users = {u: i for u, i in info["users"].items() if u != "admin"}
+        rows = []
+        for k, (user, uid) in enumerate(users.items()):
+            for j in range(n_own):
+                start = (k * n_own + j) * 50
+                rows.append({"recording_id": rec, "region": "trunk", "label": "clonic", "start_frame": start,
+                             "end_frame": start + 20, "author_id": uid, "source": "human", "version": 1,
+                             "deleted": False})
+        for j in range(N_SHARED):
+            start = NUM_FRAMES - 1000 + j * 50
+            rows.append({"recording_id": rec, "region": "head/face", "label": "head version", "start_frame": start,
+                         "end_frame": start + 20, "author_id": info["users"]["admin"], "source": "human",
+                         "version": 1, "deleted": False})
+        ids = insert_mois(url, rows)
+        own = {user: ids[k * n_own:(k + 1) * n_own] for k, user in enumerate(users)}
+        shared = ids[len(users) * n_own:]
+        results = {}
+        for mode in ("service", "plain"):
+            say(f"  {backend}: {N_WRITERS} writers, {mode} ...")
+            results[mode] = r = run_writers(url, mode, own, shared, args.n_edits, args.seed)
+            say(f"    p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['edits_per_s']:.0f} edits/s, "
+                f"{r['conflicts']} conflicts, {r['errors']} errors")
+        for mode, label in (("service", "store.update_moi (validated, audited, versioned)"),
+                            ("plain", "plain UPDATE + commit")):
+            r = results[mode]
+            ratio = r["p50_ms"] / results["plain"]["p50_ms"]
+            table.add(backend, label, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"], r["edits_per_s"],
+                      r["conflicts"] if mode == "service" else "-", r["errors"] if mode == "service" else "-",
+                      f"{ratio:.1f}x" if mode == "service" else "1x")
+        out[f"edit_{backend}"] = results
+    table.notes.append("Each writer is its own process and user (as each clinician's kernel is); a conflict is a "
+                       "stale edit refused with ConflictError and retried on the current version.")
+    return [table]
+
+
+# --- load: 100k MOIs into a DataFrame -----------------------------------------------------------
+
+
+def _naive_orm(url: str):
+    """What a user might write: ORM objects, a dict per row, then a DataFrame."""
+    import pandas as pd
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from deepepil.labels.db import make_engine
+    from deepepil.labels.models import MOI, AppUser, Recording
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(sa.select(MOI, AppUser.username, Recording.fps)
+                                   .join(AppUser, MOI.author_id == AppUser.id)
+                                   .join(Recording, MOI.recording_id == Recording.id)
+                                   .where(MOI.deleted.is_(False))).all()
+            records = []
+            for moi, author, fps in rows:
+                d = {c.name: getattr(moi, c.name) for c in MOI.__table__.columns}
+                d.update(author=author, fps=fps, start_seconds=moi.start_frame / fps, end_seconds=moi.end_frame / fps)
+                records.append(d)
+        return pd.DataFrame(records)
+    finally:
+        engine.dispose()
+
+
+def _read_sql(url: str):
+    """The other common choice: pandas.read_sql of the joined query."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from deepepil.labels.db import make_engine
+    from deepepil.labels.models import MOI, AppUser, Recording
+
+    engine = make_engine(url)
+    try:
+        stmt = (sa.select(MOI.__table__, AppUser.username.label("author"), Recording.fps)
+                .join_from(MOI.__table__, AppUser.__table__, MOI.author_id == AppUser.id)
+                .join(Recording.__table__, MOI.recording_id == Recording.id).where(MOI.deleted.is_(False)))
+        df = pd.read_sql(stmt, engine)
+        df["start_seconds"] = df["start_frame"] / df["fps"]
+        df["end_seconds"] = df["end_frame"] / df["fps"]
+        return df
+    finally:
+        engine.dispose()
+
+
+def _best(fn, repeats: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), result
+
+
+def bench_load(backends: dict[str, str], args: argparse.Namespace, out: dict[str, Any]) -> list[Table]:
+    from deepepil.labels.service import connect
+
+    table = Table(f"Loading {args.n_mois:,} MOIs into a DataFrame (median of {args.repeats})",
+                  ["backend", "way", "seconds", "rows", "vs store.mois()"])
+    for backend, url in backends.items():
+        info = make_database(url, 50)
+        authors = [i for u, i in info["users"].items() if u != "admin"]
+        t0 = time.perf_counter()
+        insert_mois(url, moi_rows(args.n_mois, info["recordings"], authors, args.seed))
+        say(f"  {backend}: inserted {args.n_mois:,} MOIs in {time.perf_counter() - t0:.1f} s (setup)")
+        store = connect(url, user="admin")
+        try:
+            t_store, df = _best(store.mois, args.repeats)
+            store_fresh = connect(url, user="admin")
+            t0 = time.perf_counter()
+            store_fresh.mois()
+            t_first = time.perf_counter() - t0
+            store_fresh.close()
+        finally:
+            store.close()
+        t_orm, df_orm = _best(lambda: _naive_orm(url), args.repeats)
+        t_sql, df_sql = _best(lambda: _read_sql(url), args.repeats)
+        assert len(df) == len(df_orm) == len(df_sql) == args.n_mois
+        say(f"    store.mois() {t_store:.2f} s (first call of a new store {t_first:.2f} s), "
+            f"ORM {t_orm:.2f} s, read_sql {t_sql:.2f} s")
+        table.add(backend, "store.mois()", t_store, len(df), "1x")
+        table.add(backend, "store.mois(), first call of a new LabelStore", t_first, len(df),
+                  f"{t_first / t_store:.1f}x")
+        table.add(backend, "ORM objects -> list of dicts -> DataFrame", t_orm, len(df_orm), f"{t_orm / t_store:.1f}x")
+        table.add(backend, "pandas.read_sql(joined select)", t_sql, len(df_sql), f"{t_sql / t_store:.1f}x")
+        out[f"load_{backend}"] = {"store_s": t_store, "first_s": t_first, "orm_s": t_orm, "read_sql_s": t_sql,
+                                  "rows": len(df)}
+    return [table]
+
+
+# --- exchange -------------------------------------------------------------------------------------
+
+
+def bench_exchange(backends: dict[str, str], args: argparse.Namespace, out: dict[str, Any]) -> list[Table]:
+    from deepepil.labels.exchange import csv as csv_x
+    from deepepil.labels.exchange import eaf
+    from deepepil.labels.service import connect
+
+    n = 1000
+    table = Table(f"Exchange of {n:,} MOIs of one recording", ["backend", "step", "seconds", "per MOI ms"])
+    for backend, url in backends.items():
+        info = make_database(url, 2)
+        rec, rec2 = info["recordings"]
+        insert_mois(url, moi_rows(n, [rec], [info["users"]["w00"]], args.seed))
+        w00, w01 = connect(url, user="w00"), connect(url, user="w01")
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                steps = {
+                    "export_eaf": lambda: eaf.export_eaf(w00, rec, Path(tmp) / "r.eaf"),
+                    "validate_eaf (EAF 3.0 schema)": lambda: eaf.validate_eaf(Path(tmp) / "r.eaf"),
+                    "import_eaf (one transaction)": lambda: eaf.import_eaf(w01, Path(tmp) / "r.eaf", rec2),
+                    "export_csv": lambda: csv_x.export_csv(w00, Path(tmp) / "r.csv", rec),
+                    "import_csv (one transaction)": lambda: csv_x.import_csv(w01, Path(tmp) / "r.csv"),
+                }
+                for step, fn in steps.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    seconds = time.perf_counter() - t0
+                    table.add(backend, step, seconds, seconds / n * 1e3)
+                    out.setdefault(f"exchange_{backend}", {})[step] = seconds
+                    say(f"  {backend}: {step} {seconds:.2f} s")
+        finally:
+            w00.close()
+            w01.close()
+    return [table]
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="30 edits per writer, 20k MOIs (1-2 minutes)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql and/or sqlite")
+    parser.add_argument("--n-edits", type=int, default=None, help="edits per writer (default 200; quick 30)")
+    parser.add_argument("--n-mois", type=int, default=None, help="MOIs to load (default 100000; quick 20000)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats of each load (default 5; quick 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="markdown output")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    if set(sections) - set(SECTIONS):
+        parser.error(f"unknown section(s) {sorted(set(sections) - set(SECTIONS))}; valid: {', '.join(SECTIONS)}")
+    backend_names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if set(backend_names) - {"postgresql", "sqlite"}:
+        parser.error("backends are postgresql and sqlite")
+    args.n_edits = args.n_edits or (30 if args.quick else 200)
+    args.n_mois = args.n_mois or (20_000 if args.quick else 100_000)
+    args.repeats = args.repeats or (2 if args.quick else 5)
+    os.environ.pop("DEEPEPIL_DATABASE_URL", None)
+
+    from deepepil.testing.postgres import TemporaryPostgres
+
+    started = time.perf_counter()
+    tables: list[Table] = []
+    targets: list[Target] = []
+    out: dict[str, Any] = {}
+    pg = TemporaryPostgres().start() if "postgresql" in backend_names else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="deepepil-bench-labels-") as tmp:
+            functions = {"edit": bench_edit, "load": bench_load, "exchange": bench_exchange}
+            for name in SECTIONS:
+                if name not in sections:
+                    continue
+                backends = {}
+                if pg is not None:
+                    backends["postgresql"] = pg.create_database(f"bench_{name}")
+                if "sqlite" in backend_names:
+                    backends["sqlite"] = f"sqlite:///{Path(tmp) / f'{name}.sqlite'}"
+                say(f"[{name}]")
+                t0 = time.perf_counter()
+                tables += functions[name](backends, args, out)
+                say(f"[{name}] {time.perf_counter() - t0:.0f} s")
+    finally:
+        if pg is not None:
+            pg.stop()
+    if "edit_postgresql" in out:
+        p99 = out["edit_postgresql"]["service"]["p99_ms"]
+        targets.append(Target("MOI edit p99, 20 writers, PostgreSQL", f"{p99:.1f} ms", "< 50 ms", p99 < 50))
+    if "load_postgresql" in out:
+        s = out["load_postgresql"]["store_s"]
+        targets.append(Target(f"store.mois() of {out['load_postgresql']['rows']:,} MOIs, PostgreSQL", f"{s:.2f} s",
+                              "< 1 s (100k)", s < 1.0))
+    seconds = time.perf_counter() - started
+    command = "python bench/bench_labels.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    info = machine()
+    import pandas
+    import psycopg2
+    import sqlalchemy
+
+    lines = [f"Command: `{command.strip()}` ({seconds:.0f} s)", "",
+             f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram']}, {info['os']}, Python {info['python']}; "
+             f"SQLAlchemy {sqlalchemy.__version__}, psycopg2 {psycopg2.__version__.split()[0]}, "
+             f"pandas {pandas.__version__}, PostgreSQL {_pg_version()} (fsync off), SQLite {_sqlite_version()}; "
+             f"{info['date']}", ""]
+    if targets:
+        lines.append(Table("Targets", ["target", "measured", "wanted", ""], [t.row() for t in targets]).markdown())
+    lines += [t.markdown() for t in tables]
+    text = "\n".join(lines)
+    out_path = args.out or Path(__file__).resolve().parent.parent / ".bench-data" / "results" / \
+        f"bench_labels-{'quick' if args.quick else 'full'}.md"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text)
+    print()
+    print(text)
+    say(f"markdown: {out_path}")
+    return 0
+
+
+def _pg_version() -> str:
+    import subprocess
+
+    from deepepil.testing.postgres import _bin
+
+    exe = _bin("postgres")
+    if exe is None:
+        return "?"
+    return subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip().split()[-1]
+
+
+def _sqlite_version() -> str:
+    import sqlite3
+
+    return sqlite3.sqlite_version
+
+
+if __name__ == "__main__":
+    sys.exit(main())
