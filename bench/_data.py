@@ -42,13 +42,14 @@ CACHE = ROOT / ".bench-data"
 DATA_VERSION = 1
 MP4_GOP = 250
 MP4_CRF = 18
-#: Layouts of the ir+depth variant stores, by name: (frames_per_chunk, frames_per_shard).
-VARIANTS: dict[str, tuple[int, int]] = {
-    "c1-s8": (1, 8),
-    "c1-s32": (1, 32),  # the default layout: served by store/rec.zarr
-    "c1-s64": (1, 64),
-    "c4-s32": (4, 32),
-    "c30-s30": (30, 30),
+#: Layouts of the ir+depth variant stores, by name: StoreLayout keyword arguments.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "c1-s8": {"frames_per_chunk": 1, "frames_per_shard": 8},
+    "c1-s32": {"frames_per_chunk": 1, "frames_per_shard": 32},  # the default: served by store/rec.zarr
+    "c1-s64": {"frames_per_chunk": 1, "frames_per_shard": 64},
+    "c4-s32": {"frames_per_chunk": 4, "frames_per_shard": 32},
+    "c30-s30": {"frames_per_chunk": 30, "frames_per_shard": 30},
+    "c1-s32-zstd": {"frames_per_chunk": 1, "frames_per_shard": 32, "depth_codec": "zstd"},
 }
 DEFAULT_VARIANT = "c1-s32"
 
@@ -75,12 +76,13 @@ class DataParams:
         return f"{self.size}-{self.seconds:g}s-seed{self.seed}-p{self.patient_index}r{self.recording_index}-v{DATA_VERSION}"
 
 
-def _source_hash(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
+def _source_hashes() -> dict[str, str]:
+    """Short sha256 of each source file that shapes the cached data (generator, readers, store)."""
+    out = {}
+    for part in ("synthetic", "recordings", "recordings/readers"):
         for path in sorted((ROOT / "deepepil" / part).glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
+            out[path.relative_to(ROOT).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return out
 
 
 def make_source(params: DataParams) -> Any:
@@ -263,12 +265,13 @@ def prepare(params: DataParams, *, variants: bool = True, rebuild: bool = False,
         say(f"  removing {data.root}")
         shutil.rmtree(data.root)
     data.root.mkdir(parents=True, exist_ok=True)
-    hashes = {"synthetic": _source_hash("synthetic"), "recordings": _source_hash("recordings")}
+    hashes = _source_hashes()
     old = data.meta.get("source_hashes")
     if old and old != hashes:
+        changed = sorted(k for k in set(old) | set(hashes) if old.get(k) != hashes.get(k))
         say(
-            "  WARNING: the cached data was made by other versions of deepepil/synthetic or "
-            "deepepil/recordings than the checkout's; rerun with --rebuild to regenerate it"
+            f"  note: the cached data was made before changes to {', '.join(changed) or 'deepepil'}; "
+            "rerun with --rebuild to regenerate it if they change the frames or the store"
         )
     if not data.meta:
         data._update_meta(params=asdict(params), source_hashes=hashes, data_version=DATA_VERSION)
@@ -338,17 +341,33 @@ def prepare(params: DataParams, *, variants: bool = True, rebuild: bool = False,
             data._step_time(f"encode_{stream}_mp4", time.perf_counter() - t0)
 
     if variants:
-        for name, (per_chunk, per_shard) in VARIANTS.items():
+        for name, kwargs in VARIANTS.items():
             path = data.variant(name)
             if path.exists():
                 continue
-            say(f"  ingesting ir+depth with layout {name} ({per_chunk} frame(s)/chunk, {per_shard}/shard)")
+            layout = StoreLayout(**kwargs)
+            say(f"  ingesting ir+depth with layout {name} ({layout.describe()})")
             t0 = time.perf_counter()
-            layout = StoreLayout(frames_per_chunk=per_chunk, frames_per_shard=per_shard)
             deepepil.ingest(data.mkv, path.parent, name="rec", layout=layout, streams=["ir", "depth"],
                             progress=sys.stderr.isatty())
             data._step_time(f"ingest_{name}", time.perf_counter() - t0)
     return data
+
+
+def warm(*paths: Path) -> float:
+    """Read files (or every file under folders) once so they sit in the OS page cache; seconds taken.
+
+    The bench VM reclaims page cache that was not touched for a while (DAMON pageout),
+    so every method is measured right after warming the files it reads.
+    """
+    t0 = time.perf_counter()
+    for path in paths:
+        files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+        for f in files:
+            with open(f, "rb", buffering=0) as fh:
+                while fh.read(1 << 23):
+                    pass
+    return time.perf_counter() - t0
 
 
 def open_mkv(data: BenchData) -> Any:

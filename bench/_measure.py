@@ -192,3 +192,46 @@ def machine() -> dict[str, str]:
             f"xarray {xarray.__version__}, PyAV {av.__version__} (libavcodec {ffmpeg}), Pillow {PIL.__version__}"
         ),
     }
+
+
+class LeanFrameReader:
+    """What-if: one ir/depth frame read straight from a shard file, bypassing zarr's async machinery.
+
+    Reads the shard index (``n x (offset, length)`` little-endian uint64 + crc32c, at the
+    end of the shard), then the one chunk, decodes it with numcodecs' Blosc and, when the
+    array uses it, ``Pred2DCodec.decode_array``. Only for arrays with 1 frame per chunk,
+    sharded, codecs ``[deepepil.pred2d]? bytes blosc`` (what the default layout writes).
+    """
+
+    def __init__(self, array_path: Path) -> None:
+        import json
+
+        meta = json.loads((array_path / "zarr.json").read_text())
+        sharding = meta["codecs"][0]
+        if sharding["name"] != "sharding_indexed" or sharding["configuration"]["chunk_shape"][0] != 1:
+            raise ValueError(f"{array_path}: not 1-frame chunks in shards")
+        inner = [c["name"] for c in sharding["configuration"]["codecs"]]
+        self.pred2d = "deepepil.pred2d" in inner
+        self.shape = tuple(meta["shape"])
+        self.per_shard = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
+        self.frame_shape = self.shape[1:]
+        self.path = array_path
+        self.index_bytes = 16 * self.per_shard + 4
+
+    def frame(self, index: int) -> np.ndarray:
+        import numcodecs.blosc
+
+        from deepepil.recordings.codecs import Pred2DCodec
+
+        shard, inner = divmod(index, self.per_shard)
+        key = "/".join(["c", str(shard)] + ["0"] * len(self.frame_shape))
+        with open(self.path / key, "rb") as f:
+            f.seek(-self.index_bytes, os.SEEK_END)
+            table = np.frombuffer(f.read(self.index_bytes - 4), dtype="<u8").reshape(-1, 2)
+            offset, length = (int(v) for v in table[inner])
+            f.seek(offset)
+            data = f.read(length)
+        out = np.frombuffer(numcodecs.blosc.decompress(data), dtype="<u2").reshape(1, *self.frame_shape)
+        if self.pred2d:
+            out = Pred2DCodec.decode_array(out)
+        return out[0]

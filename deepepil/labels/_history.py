@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from deepepil.errors import ConflictError, NotFoundError, ValidationError
 from deepepil.labels import _rows
@@ -30,6 +31,7 @@ __all__ = [
     "TableSpec",
     "TABLES",
     "next_time",
+    "transactional_sqlite",
     "fetch",
     "raw",
     "update_versioned",
@@ -83,6 +85,21 @@ def next_time() -> dt.datetime:
             now = last + dt.timedelta(microseconds=1)
         _last_time[0] = now
     return now
+
+
+def transactional_sqlite(engine: Engine) -> None:
+    """Make SQLite transactions real: BEGIN on every transaction, BEGIN IMMEDIATE for writes."""
+    # pysqlite starts transactions lazily and never for SELECT; emit our own BEGIN instead, and
+    # BEGIN IMMEDIATE for writes, so a write transaction holds the lock from its first read.
+    def on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    def on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("deepepil_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
 
 
 def fetch(conn: Connection, spec: TableSpec, row_id: int) -> Optional[Mapping[str, Any]]:

@@ -13,8 +13,11 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Optional
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from deepepil.labels import models
 
@@ -352,11 +355,42 @@ _SECONDS = {
 }
 
 
+class _raw_time(FunctionElement):
+    """A timestamp column as the driver's cheapest form: microseconds since the epoch on PostgreSQL,
+    the stored ISO text on SQLite (no Python datetime per row; pandas parses the whole column)."""
+
+    type = sa.types.NullType()
+    name = "raw_time"
+    inherit_cache = True
+
+
+@compiles(_raw_time)
+def _raw_time_default(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_raw_time, "postgresql")
+def _raw_time_postgresql(element, compiler, **kw):
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
+
+
 def _plain(column: sa.ColumnElement) -> sa.ColumnElement:
-    # enum columns as their stored strings: no per-row enum conversion for large tables
+    # enum columns as their stored strings, timestamps raw: no per-row conversion for large tables
     if isinstance(column.type, sa.Enum):
         return sa.type_coerce(column, sa.String).label(column.name)
+    if isinstance(column.type, sa.DateTime):
+        return _raw_time(column).label(column.name)
     return column
+
+
+def _times(values: pd.Series) -> pd.Series:
+    present = values.dropna()
+    sample = present.iloc[0] if len(present) else None
+    if isinstance(sample, str):
+        return pd.to_datetime(values, format="ISO8601", utc=True)
+    if isinstance(sample, (int, np.integer)):
+        return pd.to_datetime(values.astype("Int64"), unit="us", utc=True)
+    return pd.to_datetime(values, utc=True)
 
 
 def select_rows(table: sa.Table, *, plain: bool = False) -> sa.Select:
@@ -387,13 +421,15 @@ def filter_in(stmt: sa.Select, **wanted: Any) -> sa.Select:
 
 def frame(rows: Sequence[Any], keys: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
     """A DataFrame with ``columns`` (derived seconds computed, timestamps as UTC) from result rows."""
-    df = pd.DataFrame.from_records(list(rows), columns=list(keys))
+    # column-wise: pandas' per-row inspection of SQLAlchemy Row objects is slow for large results
+    data = list(zip(*rows)) if rows else [()] * len(keys)
+    df = pd.DataFrame({key: pd.Series(values, dtype=None if values else object) for key, values in zip(keys, data)})
     for name, frame_col in _SECONDS.items():
         if name in columns:
             df[name] = df[frame_col].astype("float64") / df["fps"].astype("float64")
     for name in ("created_at", "updated_at", "decided_at", "at"):
         if name in columns:
-            df[name] = pd.to_datetime(df[name], utc=True)
+            df[name] = _times(df[name])
     if "deleted" in columns:
         df["deleted"] = df["deleted"].astype(bool)
     for name in ("id", "version", "recording_id", "start_frame", "end_frame", "onset_frame", "frame_index",

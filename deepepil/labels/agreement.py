@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ def match_intervals(a: Sequence[tuple[int, int, str]], b: Sequence[tuple[int, in
     """One-to-one matches ``(index_a, index_b, iou)`` of intervals ``(start, end, label)``.
 
     Pairs qualify when labels are equal and IoU >= ``iou_threshold`` (and > 0); the result has
-    the largest number of pairs (augmenting paths), preferring higher IoU among equals.
+    the largest number of pairs (augmenting paths, trying higher IoU first).
     """
     candidates: dict[int, list[tuple[float, int]]] = {}
     for i, (s1, e1, l1) in enumerate(a):

@@ -15,30 +15,41 @@ into one transaction. Edits name the version they edit; a stale one raises
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 import operator
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from deepepil.errors import AccessDeniedError, NotFoundError, ValidationError
 from deepepil.labels import _history, _validate
 from deepepil.labels._history import TABLES, TableSpec, Tx
-from deepepil.labels._validate import LABEL_WRITERS
 from deepepil.labels._records import RecordsMixin
 from deepepil.labels._rows import (
-    CLINIC_T, MOI_COLUMNS, MOI_T, RECORDING_T, REVISION_COLUMNS, REVISION_T, USER_T, Moi, RecordingInfo,
-    UserInfo, filter_in, frame, select_rows,
+    CLINIC_T, MOI_COLUMNS, MOI_T, RECORDING_T, REVISION_COLUMNS, REVISION_T, USER_T, KeypointRow, Moi,
+    RecordingInfo, SeizureRow, SuggestionRow, UserInfo, filter_in, frame, select_rows,
 )
+from deepepil.labels._validate import LABEL_WRITERS
 from deepepil.labels.db import is_sqlite, make_engine, resolve_url
 
-__all__ = ["connect", "LabelStore", "Moi"]
+if TYPE_CHECKING:
+    from deepepil.labels.snapshot import Snapshot
+
+__all__ = [
+    "connect",
+    "LabelStore",
+    "Moi",
+    "SeizureRow",
+    "KeypointRow",
+    "SuggestionRow",
+    "RecordingInfo",
+    "UserInfo",
+    "MOI_EDITABLE",
+]
 
 #: Fields ``update_moi`` may change.
 MOI_EDITABLE = ("region", "label", "laterality", "centricity", "start_frame", "end_frame", "seizure_id",
@@ -69,20 +80,6 @@ def connect(url: Optional[str] = None, user: Optional[str] = None) -> "LabelStor
     return LabelStore(url, user)
 
 
-def _transactional_sqlite(engine: Engine) -> None:
-    # pysqlite starts transactions lazily and never for SELECT; emit our own BEGIN instead, and
-    # BEGIN IMMEDIATE for writes, so a write transaction holds the lock from its first read.
-    def on_connect(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None
-
-    def on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("deepepil_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "begin", on_begin)
-
-
 def _as_id(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise ValidationError(f"{name} must be an integer id, got {value!r}")
@@ -101,6 +98,14 @@ def _none_if_na(value: Any) -> Any:
 class LabelStore(RecordsMixin):
     """A connection to the label database as one user; see :func:`connect`.
 
+    MOIs: :meth:`add_moi`, :meth:`add_moi_seconds`, :meth:`add_mois`, :meth:`update_moi`,
+    :meth:`delete_moi`, :meth:`restore_moi`, :meth:`moi`, :meth:`mois`. Seizures and keypoints:
+    the same verbs (``add_seizure`` ... ``seizures``, ``add_keypoint`` ... ``keypoints``).
+    Suggestions: :meth:`add_suggestion`, :meth:`accept_suggestion`, :meth:`reject_suggestion`,
+    :meth:`suggestions`. History: :meth:`revisions`, :meth:`undo`, :meth:`redo`. Snapshots:
+    :meth:`create_snapshot`, :meth:`snapshot`, :meth:`snapshots`. Also :meth:`agreement`,
+    :meth:`recording`, :meth:`vocabulary` and :meth:`batch`.
+
     Thread-safe: every call takes its own connection from the pool. Two stores are two
     independent clients (as two users' kernels are).
     """
@@ -109,7 +114,7 @@ class LabelStore(RecordsMixin):
         self.url = resolve_url(url)
         self.engine: Engine = make_engine(self.url)
         if is_sqlite(self.engine):
-            _transactional_sqlite(self.engine)
+            _history.transactional_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(deepepil_write=True)
         self._local = threading.local()
         try:
@@ -122,10 +127,9 @@ class LabelStore(RecordsMixin):
     # --- connection -------------------------------------------------------------------------
 
     def _check_schema(self) -> None:
-        if importlib.util.find_spec("deepepil.labels.schema") is not None:
-            from deepepil.labels.schema import check_schema
+        from deepepil.labels.schema import check_schema  # imports Alembic: only when connecting
 
-            check_schema(self.engine)
+        check_schema(self.engine)
 
     def _resolve_user(self, username: Optional[str]) -> UserInfo:
         from sqlalchemy.orm import Session
@@ -507,11 +511,12 @@ class LabelStore(RecordsMixin):
             stmt = stmt.where(RECORDING_T.c.clinic_id == self.user.clinic_id)
         return stmt
 
-    def _frame(self, stmt: sa.Select, columns: Sequence[str]) -> pd.DataFrame:
+    def _frame(self, stmt: sa.Select, columns: Sequence[str], *, raw: bool = True) -> pd.DataFrame:
+        # raw: the driver's tuples as they are (the select_rows(plain=True) columns need no conversion)
         with self._tx(write=False) as tx:
             result = tx.conn.execute(stmt)
             keys = list(result.keys())
-            rows = result.all()
+            rows = result.cursor.fetchall() if raw else result.all()
         return frame(rows, keys, columns)
 
     # --- history ----------------------------------------------------------------------------
@@ -529,7 +534,7 @@ class LabelStore(RecordsMixin):
             stmt = stmt.where(r.c.row_id == _as_id(row_id, "row_id"))
         if user is not None:
             stmt = stmt.where(USER_T.c.username == user)
-        return self._frame(stmt, REVISION_COLUMNS)
+        return self._frame(stmt, REVISION_COLUMNS, raw=False)
 
     def undo(self) -> dict[str, Any]:
         """Undo the connected user's last change (not anyone else's) that is not undone yet.
@@ -559,7 +564,7 @@ class LabelStore(RecordsMixin):
 
     def create_snapshot(self, name: str, *, recording_ids: Optional[Sequence[int]] = None,
                         authors: Optional[Sequence[str]] = None, sources: Optional[Sequence[str]] = ("human",),
-                        regions: Optional[Sequence[str]] = None):
+                        regions: Optional[Sequence[str]] = None) -> "Snapshot":
         """Freeze the matching live MOIs into an immutable snapshot; see :mod:`deepepil.labels.snapshot`."""
         from deepepil.labels import snapshot
 
@@ -567,7 +572,7 @@ class LabelStore(RecordsMixin):
             return snapshot.create(tx.conn, self.user, name, recording_ids=recording_ids, authors=authors,
                                    sources=sources, regions=regions, at=tx.at)
 
-    def snapshot(self, id_or_hash: Union[int, str]):
+    def snapshot(self, id_or_hash: Union[int, str]) -> "Snapshot":
         """A stored snapshot by id or content hash (a unique prefix of at least 8 characters works)."""
         from deepepil.labels import snapshot
 

@@ -159,16 +159,16 @@ def test_a_process_killed_mid_transaction_leaves_nothing(label_db, open_store, t
     script = tmp_path / "paused_writer.py"
     script.write_text(_PAUSED_WRITER)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), label_db.url, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = _read_line(proc.stdout, timeout=120)
-        # inside its transaction the change and its revision are there ...
-        expected = "READY 1 1 10" if action == "add" else "READY 1 2 200"
-        assert line.strip() == expected, (line, proc.stderr.read() if proc.poll() is not None else "")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    with subprocess.Popen([sys.executable, str(script), label_db.url, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            line = _read_line(proc.stdout, timeout=120)
+            # inside its transaction the change and its revision are there ...
+            expected = "READY 1 1 10" if action == "add" else "READY 1 2 200"
+            assert line.strip() == expected, (line, proc.stderr.read() if proc.poll() is not None else "")
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30)
     # ... and after the kill neither is
     assert rows(label_db.url, MOI) == before_mois
     assert rows(label_db.url, Revision) == before_revisions

@@ -102,7 +102,7 @@ def test_every_bad_line_is_listed(tmp_path):
         r"line 4: unknown label 'clonus'; closest valid MOI labels: 'clonic'",
         r"line 5: unknown laterality 'up'; valid lateralities: 'left', 'right', 'bilateral'",
         r"line 6: end_frame 10 is not after start_frame 40",
-        r"line 7: frames 10-400 are outside recording 1 \('rec_S01'\) has 300 frames",
+        r"line 7: frames 10-400 are outside the recording: recording 1 \('rec_S01'\) has 300 frames",
         r"line 8: exact duplicate of line 2",
         r"line 9: recording 9 does not exist or is not visible to you",
         r"line 10: 2 recordings are named 'twin' \(ids 3, 4\); use recording_id",

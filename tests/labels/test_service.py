@@ -381,6 +381,11 @@ def test_seizures(label_db, ann):
     assert df["id"].tolist() == [seizure.id] and df["status"].tolist() == ["final"]
     assert len(ann.seizures(include_deleted=True)) == 2
     assert ann.restore_seizure(open_ended.id, 2).version == 3
+    undone = [ann.undo()["changes"][0] for _ in range(5)]
+    assert [(c["table"], c["reverted"]) for c in undone] == [
+        ("seizure", "restore"), ("seizure", "delete"), ("moi", "create"), ("seizure", "create"), ("seizure", "update")]
+    back = ann.seizure(seizure.id)
+    assert (back.status, back.offset_frame) == ("draft", 240)
     assert count(label_db.url, Seizure) == 2
 
 
@@ -442,4 +447,8 @@ def test_suggestions_accept_and_reject(label_db, open_store):
     result = ann.undo()
     assert sorted(c["table"] for c in result["changes"]) == ["moi", "suggestion"]
     assert ann.suggestion(s1.id).decision == "pending" and ann.moi(moi.id).deleted
+    ann.redo()
+    redone = ann.suggestion(s1.id)
+    assert (redone.decision, redone.decided_by, redone.decided_at) == ("accepted", "ann", decided.decided_at)
+    assert not ann.moi(moi.id).deleted
     assert count(label_db.url, Suggestion) == 2

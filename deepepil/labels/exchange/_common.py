@@ -68,7 +68,7 @@ class Problems:
 
 
 def seed_vocabulary() -> Vocabulary:
-    """The seed vocabulary (DESIGN.md) as a :class:`~deepepil.labels._validate.Vocabulary`, for use without a database."""
+    """The seed vocabulary (DESIGN.md) as a :class:`~deepepil.labels._validate.Vocabulary` (no database needed)."""
     from deepepil.labels._validate import Vocabulary
     from deepepil.labels.vocabulary import SEED
 

@@ -273,7 +273,7 @@ def read_csv(
             if end_ <= start:
                 bad(f"end_frame {end_} is not after start_frame {start} (frames are half-open: start <= frame < end)")
             elif start < 0 or end_ > rec.num_frames:
-                bad(f"frames {start}-{end_} are outside {rec.describe()}; allowed is "
+                bad(f"frames {start}-{end_} are outside the recording: {rec.describe()}; allowed is "
                     f"0 <= start_frame < end_frame <= {rec.num_frames}")
         if not ok or rec is None or start is None or end_ is None:
             continue

@@ -76,8 +76,10 @@ _LANG = "eng"
 _LANG_DEF = "http://cdb.iso.org/lg/CDB-00138502-001"
 #: ELAN's four tier constraints; the modifier tiers use Symbolic_Association.
 _CONSTRAINTS = {
-    "Time_Subdivision": "Time subdivision of parent annotation's time interval, no time gaps allowed within this interval",
-    "Symbolic_Subdivision": "Symbolic subdivision of a parent annotation. Annotations refering to the same parent are ordered",
+    "Time_Subdivision": "Time subdivision of parent annotation's time interval, no time gaps allowed within "
+                        "this interval",
+    "Symbolic_Subdivision": "Symbolic subdivision of a parent annotation. Annotations refering to the same parent "
+                            "are ordered",
     "Symbolic_Association": "1-1 association with a parent annotation",
     "Included_In": "Time alignable annotations within the parent annotation's time interval, gaps are allowed",
 }
@@ -147,8 +149,7 @@ def _optional(value: Any) -> Optional[str]:
 
 
 class _Writer:
-    def __init__(self, fps: float) -> None:
-        self.fps = fps
+    def __init__(self) -> None:
         self.slots: list[tuple[int, int]] = []  # (ms, order)
         self.next_annotation = 0
 
@@ -208,7 +209,7 @@ def write_eaf(
     """
     fps = check_fps(fps)
     path = Path(path)
-    w = _Writer(fps)
+    w = _Writer()
     mois = mois.copy()
     for col in ("laterality", "centricity", "author"):
         if col not in mois:
@@ -249,9 +250,8 @@ def write_eaf(
 
     tiers: list[etree._Element] = []
 
-    def add_group(rows: pd.DataFrame, names: Sequence[str], tier_type: str, annotator_col: str,
-                  with_modifiers: bool) -> None:
-        # rows of one region (sorted by start); names[k] is the TIER_ID of lane k
+    def add_group(rows: pd.DataFrame, base: str, tier_type: str, annotator_col: str, with_modifiers: bool) -> None:
+        # the rows of one region, sorted by start; lane k > 0 is the tier "<base> #<k+1>"
         lanes: dict[int, list[dict]] = defaultdict(list)
         k0 = 0
         for who, part in rows.groupby(annotator_col, dropna=False, sort=True):
@@ -262,7 +262,7 @@ def write_eaf(
         for k in range(max(k0, 1)):
             recs = lanes.get(k, [])
             who = _optional(recs[0][annotator_col]) if recs else None
-            tier_id = names[k] if k < len(names) else f"{names[0]} #{k + 1}"
+            tier_id = base if k == 0 else f"{base} #{k + 1}"
             attrs = {"LINGUISTIC_TYPE_REF": tier_type, "TIER_ID": tier_id}
             if who is not None:
                 attrs["ANNOTATOR"] = who
@@ -294,14 +294,14 @@ def write_eaf(
     by_region = {region: part for region, part in mois.groupby("region", sort=False)}
     for region in regions:
         part = by_region.get(region, mois.iloc[:0])
-        add_group(part, [region], MOI_TYPE, "author", True)
+        add_group(part, region, MOI_TYPE, "author", True)
     if suggestions is not None and len(suggestions):
         sug = suggestions.copy()
         if "model_version" not in sug:
             sug["model_version"] = None
         sug = sug.sort_values(["start_frame", "end_frame"], kind="stable")
         for region, part in sug.groupby("region", sort=False):
-            add_group(part, [f"{region} (suggested)"], SUGGESTION_TYPE, "model_version", False)
+            add_group(part, f"{region} (suggested)", SUGGESTION_TYPE, "model_version", False)
 
     # time slots in time order, numbered ts1.. in that order; then the annotations' references
     order = sorted(range(len(w.slots)), key=lambda i: w.slots[i])
