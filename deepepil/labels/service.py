@@ -29,6 +29,7 @@ from deepepil.errors import AccessDeniedError, NotFoundError, ValidationError
 from deepepil.labels import _history, _validate
 from deepepil.labels._history import TABLES, TableSpec, Tx
 from deepepil.labels._records import RecordsMixin
+from deepepil.labels._exchange_methods import ExchangeMixin
 from deepepil.labels._rows import (
     CLINIC_T, MOI_COLUMNS, MOI_T, RECORDING_T, REVISION_COLUMNS, REVISION_T, USER_T, KeypointRow, Moi,
     RecordingInfo, SeizureRow, SuggestionRow, UserInfo, filter_in, frame, select_rows,
@@ -95,7 +96,7 @@ def _none_if_na(value: Any) -> Any:
     return value
 
 
-class LabelStore(RecordsMixin):
+class LabelStore(RecordsMixin, ExchangeMixin):
     """A connection to the label database as one user; see :func:`connect`.
 
     MOIs: :meth:`add_moi`, :meth:`add_moi_seconds`, :meth:`add_mois`, :meth:`update_moi`,
