@@ -191,25 +191,57 @@ def _writer(url: str, username: str, mode: str, own: list[int], shared: list[int
     results.put((username, latencies, conflicts, errors, began, time.monotonic()))
 
 
-def run_writers(url: str, mode: str, own: dict[str, list[int]], shared: list[int], n_edits: int,
-                think_s: float, seed: int) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(len(own))
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, user, mode, ids, shared, n_edits, think_s, seed + i,
-                                                         barrier, results))
-             for i, (user, ids) in enumerate(own.items())]
-    for p in procs:
-        p.start()
-    got = [results.get(timeout=900) for _ in procs]
-    wall = max(g[5] for g in got) - min(g[4] for g in got)
-    for p in procs:
-        p.join(timeout=60)
-    latencies = np.concatenate([np.asarray(g[1]) for g in got])
-    p50, p95, p99 = (float(v) * 1e3 for v in np.percentile(latencies, [50, 95, 99]))
-    return {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": float(latencies.max()) * 1e3,
-            "edits": int(latencies.size), "edits_per_s": latencies.size / wall,
-            "conflicts": sum(g[2] for g in got), "errors": sum(g[3] for g in got)}
+def _worker_loop(tasks: Any, barrier: Any, results: Any) -> None:
+    """A writer process kept for the whole section: imports once, then runs one :func:`_writer` per task."""
+    import importlib
+
+    importlib.import_module("deepepil.labels.service")  # imported once, before any timing
+
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        try:
+            _writer(*task, barrier, results)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops the run
+            barrier.abort()
+            results.put((task[1], [], 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+
+
+class WriterPool:
+    """``n`` writer processes (spawned once: starting 20 Python processes costs more than a run)."""
+
+    def __init__(self, n: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.barrier = ctx.Barrier(n)
+        self.results = ctx.Queue()
+        self.tasks = [ctx.Queue() for _ in range(n)]
+        self.procs = [ctx.Process(target=_worker_loop, args=(q, self.barrier, self.results), daemon=True)
+                      for q in self.tasks]
+        for p in self.procs:
+            p.start()
+
+    def run(self, url: str, mode: str, own: dict[str, list[int]], shared: list[int], n_edits: int,
+            think_s: float, seed: int) -> dict[str, Any]:
+        """Every writer edits at once (after a barrier); latency percentiles, throughput, conflicts."""
+        for i, ((user, ids), q) in enumerate(zip(own.items(), self.tasks)):
+            q.put((url, user, mode, ids, shared, n_edits, think_s, seed + i))
+        got = [self.results.get(timeout=900) for _ in self.tasks]
+        failed = [g[6] for g in got if len(g) > 6]
+        if failed:
+            raise RuntimeError(f"writers failed: {failed[0]}")
+        wall = max(g[5] for g in got) - min(g[4] for g in got)
+        latencies = np.concatenate([np.asarray(g[1]) for g in got])
+        p50, p95, p99 = (float(v) * 1e3 for v in np.percentile(latencies, [50, 95, 99]))
+        return {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": float(latencies.max()) * 1e3,
+                "edits": int(latencies.size), "edits_per_s": latencies.size / wall,
+                "conflicts": sum(g[2] for g in got), "errors": sum(g[3] for g in got)}
+
+    def close(self) -> None:
+        for q in self.tasks:
+            q.put(None)
+        for p in self.procs:
+            p.join(timeout=30)
 
 
 def _edit_setup(url: str, same_recording: bool) -> tuple[dict[str, list[int]], list[int]]:
@@ -243,6 +275,22 @@ def bench_edit(backends: dict[str, Fresh], args: argparse.Namespace, out: dict[s
                   ["backend", "writers' own MOIs", "pause between edits", "path", "p50 ms", "p95 ms", "p99 ms",
                    "max ms", "edits/s", "conflicts", "errors", "p50 vs plain UPDATE"])
     paced = f"{args.think_ms:g} ms mean"
+    pool = WriterPool(N_WRITERS)
+    try:
+        _edit_runs(pool, backends, args, think, paced, table, out)
+    finally:
+        pool.close()
+    table.notes.append(
+        "Each writer is its own process and user (as each clinician's kernel is) and makes one untimed edit before "
+        "the timed ones; a conflict is a stale edit of a shared MOI, refused with ConflictError and retried on the "
+        f"current version. With a pause (exponential, {paced}) the 20 writers offer about "
+        f"{N_WRITERS / (args.think_ms / 1e3):.0f} edits/s, a busy ward of keyboard labelling; without one every "
+        "writer edits as fast as it can, which saturates the machine (Little's law: latency = writers / throughput).")
+    return [table]
+
+
+def _edit_runs(pool: WriterPool, backends: dict[str, Fresh], args: argparse.Namespace, think: float, paced: str,
+               table: Table, out: dict[str, Any]) -> None:
     for backend, fresh in backends.items():
         # (scenario, writers' MOIs on one recording, pause, modes)
         runs = [("own recording each", False, think, ("service", "plain")),
@@ -257,7 +305,7 @@ def bench_edit(backends: dict[str, Fresh], args: argparse.Namespace, out: dict[s
                 when = paced if pause else "none (saturation)"
                 say(f"  {backend}, {scenario}, pause {when}: {N_WRITERS} writers, {mode} ...")
                 key = f"{scenario}/{when}/{mode}"
-                results[key] = r = run_writers(db, mode, own, shared, args.n_edits, pause, args.seed)
+                results[key] = r = pool.run(db, mode, own, shared, args.n_edits, pause, args.seed)
                 say(f"    p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['edits_per_s']:.0f} edits/s, "
                     f"{r['conflicts']} conflicts, {r['errors']} errors")
         for key, r in results.items():
@@ -269,13 +317,6 @@ def bench_edit(backends: dict[str, Fresh], args: argparse.Namespace, out: dict[s
                       r["edits_per_s"], r["conflicts"] if mode == "service" else "-",
                       r["errors"] if mode == "service" else "-", f"{r['p50_ms'] / plain['p50_ms']:.1f}x")
         out[f"edit_{backend}"] = results
-    table.notes.append(
-        "Each writer is its own process and user (as each clinician's kernel is) and makes one untimed edit before "
-        "the timed ones; a conflict is a stale edit of a shared MOI, refused with ConflictError and retried on the "
-        f"current version. With a pause (exponential, {paced}) the 20 writers offer about "
-        f"{N_WRITERS / (args.think_ms / 1e3):.0f} edits/s, a busy ward of keyboard labelling; without one every "
-        "writer edits as fast as it can, which saturates the machine (Little's law: latency = writers / throughput).")
-    return [table]
 
 
 # --- load: 100k MOIs into a DataFrame -----------------------------------------------------------
@@ -415,6 +456,29 @@ def bench_exchange(backends: dict[str, Fresh], args: argparse.Namespace, out: di
 # --- main -----------------------------------------------------------------------------------------
 
 
+def idle_share(seconds: float = 3.0) -> float:
+    """Share of the machine's CPU time that was idle over the next ``seconds`` (/proc/stat)."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_until_idle(limit_s: float) -> float:
+    """Wait (at most ``limit_s``) until other work leaves the machine 90 % idle; return the idle share."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        idle = idle_share()
+        if idle >= 0.9 or time.monotonic() > deadline:
+            return idle
+        say(f"  waiting for the machine to be idle ({100 * (1 - idle):.0f} % CPU in use by others)")
+        time.sleep(10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -426,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="repeats of each load (default 5; quick 2)")
     parser.add_argument("--think-ms", type=float, default=200.0,
                         help="mean pause of a writer between edits, ms (default 200)")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each section, wait up to this long for other work on the machine to stop")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="markdown output")
     args = parser.parse_args(argv)
@@ -458,9 +524,13 @@ def main(argv: list[str] | None = None) -> int:
                     backends["postgresql"] = lambda tag, pg=pg: pg.create_database(f"bench_{tag}")
                 if "sqlite" in backend_names:
                     backends["sqlite"] = lambda tag, tmp=tmp: f"sqlite:///{Path(tmp) / f'{tag}.sqlite'}"
-                say(f"[{name}]")
+                idle = wait_until_idle(args.wait_idle) if args.wait_idle else idle_share()
+                say(f"[{name}] (machine {100 * idle:.0f} % idle before)")
                 t0 = time.perf_counter()
-                tables += functions[name](backends, args, out)
+                section = functions[name](backends, args, out)
+                section[-1].notes.append(f"Machine {100 * idle:.0f} % idle before this section; "
+                                         f"1-min load average {os.getloadavg()[0]:.1f} after it.")
+                tables += section
                 say(f"[{name}] {time.perf_counter() - t0:.0f} s")
     finally:
         if pg is not None:

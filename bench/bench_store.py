@@ -261,12 +261,14 @@ def bench_clips(run: Run) -> None:
 # -- 3. ingest ---------------------------------------------------------------------------------
 
 
-def _ingest_once(mkv: Path, out_dir: Path, streams: list[str] | None) -> dict[str, float]:
+def _ingest_once(mkv: Path, out_dir: Path, streams: list[str] | None, layout: Any = None) -> dict[str, float]:
     import deepepil
+    from deepepil.recordings.store import DEFAULT_LAYOUT
 
     shutil.rmtree(out_dir, ignore_errors=True)
     c0, t0 = cpu_seconds(), time.perf_counter()
-    path = deepepil.ingest(mkv, out_dir, name="bench", streams=streams, progress=False)
+    path = deepepil.ingest(mkv, out_dir, name="bench", streams=streams, progress=False,
+                           layout=layout or DEFAULT_LAYOUT)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     duration = float(deepepil.open_recording(path).attrs["duration_seconds"])
     store_bytes = dir_bytes(path)
@@ -403,9 +405,13 @@ def bench_ingest(run: Run) -> None:
     out: dict[str, Any] = {}
     w, h = run.ds["rgb"].shape[2], run.ds["rgb"].shape[1]
     all_label = f"all (rgb {w}x{h} JPEG q90)"
-    for label, streams in (("ir + depth", ["ir", "depth"]), (all_label, None)):
+    from deepepil.recordings.store import StoreLayout
+
+    zstd3 = 'ir + depth, `StoreLayout(depth_codec="zstd", zstd_level=3)`'
+    for label, streams, layout in (("ir + depth", ["ir", "depth"], None), (all_label, None, None),
+                                   (zstd3, ["ir", "depth"], StoreLayout(depth_codec="zstd", zstd_level=3))):
         say(f"  ingest {label}")
-        r = _ingest_once(run.data.mkv, tmp, streams)
+        r = _ingest_once(run.data.mkv, tmp, streams, layout)
         table.add(label, r["wall_s"], r["duration_s"], f"{r['realtime']:.1f}x", r["cpu_s"] / r["wall_s"],
                   r["store_bytes"] / 1e6)
         out[label] = r
@@ -739,8 +745,8 @@ def _markdown(run: Run, info: dict[str, str], command: str, seconds: float) -> s
         f"Date: {info['date']}; {seconds / 60:.1f} min  ",
         f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram']} RAM, {info['os']}, no GPU  ",
         f"Python {info['python']}; {info['versions']}  ",
-        "1-min load average before / after each section (other work on the machine shows here): "
-        + ", ".join(f"{k} {a:.1f} / {b:.1f}" for k, (a, b) in run.results.get("load_average", {}).items())
+        "CPU used by other processes on the machine while each section ran (share of all cores): "
+        + ", ".join(f"{k} {100 * v:.0f} %" for k, v in run.results.get("others_cpu_share", {}).items())
         + "  ",
         f"Data: synthetic recording size={p.size!r}, {p.seconds:g} s, {run.num_frames} frames at "
         f"{run.fps:g} fps, seed {p.seed}; rgb {run.ds['rgb'].shape[2]}x{run.ds['rgb'].shape[1]}, ir/depth "
@@ -756,6 +762,61 @@ def _markdown(run: Run, info: dict[str, str], command: str, seconds: float) -> s
     return "\n".join(lines)
 
 
+def _cpu_sample() -> tuple[int, int]:
+    """(idle, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def _idle_fraction(seconds: float = 3.0) -> float:
+    """Share of CPU time the whole machine spent idle over the next ``seconds``."""
+    idle0, total0 = _cpu_sample()
+    time.sleep(seconds)
+    idle1, total1 = _cpu_sample()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (py-spy, RSS probes)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class OthersMeter:
+    """CPU that other processes used while a section ran: machine busy time minus ours."""
+
+    def __enter__(self) -> "OthersMeter":
+        self.idle0, self.total0 = _cpu_sample()
+        self.own0 = _own_cpu_seconds()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        idle1, total1 = _cpu_sample()
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = ((total1 - self.total0) - (idle1 - self.idle0)) / tick
+        self.wall_s = time.perf_counter() - self.t0
+        self.others_core_s = max(busy - (_own_cpu_seconds() - self.own0), 0.0)
+        self.others_share = self.others_core_s / max(self.wall_s * len(os.sched_getaffinity(0)), 1e-9)
+
+
+def _wait_until_idle(limit_s: float) -> None:
+    """Wait (at most ``limit_s``) until other work leaves the machine at least 90 % idle."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        idle = _idle_fraction()
+        if idle >= 0.9:
+            return
+        if time.monotonic() > deadline:
+            say(f"  machine still busy ({100 * (1 - idle):.0f} % CPU used by others); going on")
+            return
+        say(f"  waiting for the machine to be idle ({100 * (1 - idle):.0f} % CPU in use)")
+        time.sleep(10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -769,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile the ingest with py-spy even when it meets its target")
     parser.add_argument("--prototypes", action="store_true",
                         help="also time the ingest prototypes in bench/_ingest_prototype.py (a few minutes)")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each section, wait up to this long for other work on the machine to stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown output (JSON beside it)")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -787,19 +850,18 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args, data)
     functions = {"random": bench_random, "clips": bench_clips, "ingest": bench_ingest, "codecs": bench_codecs,
                  "chunking": bench_chunking, "rgb": bench_rgb, "memory": bench_memory}
-    ncpu = len(os.sched_getaffinity(0))
-    loads: dict[str, list[float]] = {}
+    others: dict[str, float] = {}
     for name in SECTIONS:
         if name in sections:
-            t0 = time.perf_counter()
-            before = os.getloadavg()[0]
-            say(f"[{name}] (1-min load average {before:.1f} on {ncpu} cores)")
-            if before > 0.5 * ncpu:
-                say(f"  WARNING: the machine is busy (load {before:.1f}); timings will be noisy")
-            functions[name](run)
-            loads[name] = [before, os.getloadavg()[0]]
-            say(f"[{name}] {time.perf_counter() - t0:.0f} s")
-    run.results["load_average"] = loads
+            if args.wait_idle:
+                _wait_until_idle(args.wait_idle)
+            say(f"[{name}]")
+            with OthersMeter() as meter:
+                functions[name](run)
+            others[name] = meter.others_share
+            say(f"[{name}] {meter.wall_s:.0f} s; other processes used {100 * meter.others_share:.0f} % of the "
+                "machine meanwhile" + ("  WARNING: timings are disturbed" if meter.others_share > 0.1 else ""))
+    run.results["others_cpu_share"] = others
     seconds = time.perf_counter() - bench_started
     command = "python bench/bench_store.py " + " ".join(argv if argv is not None else sys.argv[1:])
     info = machine()

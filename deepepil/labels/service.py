@@ -30,6 +30,7 @@ from deepepil.labels import _history, _validate
 from deepepil.labels._history import TABLES, TableSpec, Tx
 from deepepil.labels._records import RecordsMixin
 from deepepil.labels._exchange_methods import ExchangeMixin
+from deepepil.labels.timing import seconds_to_frame
 from deepepil.labels._rows import (
     CLINIC_T, MOI_COLUMNS, MOI_T, RECORDING_T, REVISION_COLUMNS, REVISION_T, USER_T, KeypointRow, Moi,
     RecordingInfo, SeizureRow, SuggestionRow, UserInfo, filter_in, frame, select_rows,
@@ -326,7 +327,7 @@ class LabelStore(RecordsMixin, ExchangeMixin):
             seconds = out.pop(name, None)
             if seconds is not None:
                 frame_name = name.replace("seconds", "frame")
-                out[frame_name] = round(_validate.as_finite(seconds, name) * rec.fps)
+                out[frame_name] = seconds_to_frame(_validate.as_finite(seconds, name), rec.fps)
         out["start_frame"] = _validate.as_frame(out.get("start_frame"), "start_frame")
         out["end_frame"] = _validate.as_frame(out.get("end_frame"), "end_frame")
         _validate.check_interval(rec, out["start_frame"], out["end_frame"])
@@ -405,11 +406,11 @@ class LabelStore(RecordsMixin, ExchangeMixin):
 
     def add_moi_seconds(self, recording_id: int, region: str, label: str, start_seconds: float,
                         end_seconds: float, laterality: Optional[str] = None, **kwargs: Any) -> Moi:
-        """:meth:`add_moi` with times in seconds, converted to frames as ``round(seconds * fps)``."""
+        """:meth:`add_moi` with times in seconds, converted with :func:`deepepil.labels.timing.seconds_to_frame`."""
         with self._tx(write=True) as tx:
             fps = self._recording(tx, recording_id).fps
-            start = round(_validate.as_finite(start_seconds, "start_seconds") * fps)
-            end = round(_validate.as_finite(end_seconds, "end_seconds") * fps)
+            start = seconds_to_frame(_validate.as_finite(start_seconds, "start_seconds"), fps)
+            end = seconds_to_frame(_validate.as_finite(end_seconds, "end_seconds"), fps)
             return self.add_moi(recording_id, region, label, start, end, laterality, **kwargs)
 
     def add_mois(self, records: Union[Iterable[Mapping[str, Any]], pd.DataFrame]) -> list[Moi]:

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from deepepil.errors import ImportFileError
+from deepepil.errors import AccessDeniedError, ImportFileError, NotFoundError
 from deepepil.labels._rows import RecordingInfo
 from deepepil.labels.exchange import csv as csv_exchange
 from deepepil.labels.exchange._common import seed_vocabulary
@@ -188,7 +188,7 @@ def test_store_import_is_all_or_nothing(label_db, open_store, tmp_path):
     assert len(bea.mois()) == 0
 
 
-def test_store_import_refused_by_the_service_names_the_lines(label_db, open_store, tmp_path):
+def test_store_import_of_existing_labels_or_without_the_right_is_refused(label_db, open_store, tmp_path):
     ann = open_store("ann")
     ann.add_moi(label_db.rec, "trunk", "clonic", 0, 10)
     path = tmp_path / "again.csv"
@@ -200,11 +200,12 @@ def test_store_import_refused_by_the_service_names_the_lines(label_db, open_stor
     [problem] = info.value.problems
     assert problem.startswith("line 2: repeats MOI ")
     assert len(ann.mois(label_db.rec)) == 1
-    dan = open_store("dan")  # a data scientist may not add MOIs: the service refuses each row
-    with pytest.raises(ImportFileError) as info:
+    dan = open_store("dan")  # a data scientist may not add MOIs: refused before the file is read
+    with pytest.raises(AccessDeniedError, match="may not import labels"):
         csv_exchange.import_csv(dan, path, recording_id=label_db.rec)
-    assert [p.split(":")[0] for p in info.value.problems] == ["line 2", "line 3"]
-    assert all("may not add labels" in p for p in info.value.problems)
+    carl = open_store("carl")  # a clinician of the other clinic
+    with pytest.raises(NotFoundError):
+        csv_exchange.import_csv(carl, path, recording_id=label_db.rec)
     assert len(ann.mois(label_db.rec)) == 1
 
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from lxml import etree
 
-from deepepil.errors import ImportFileError, NotFoundError
+from deepepil.errors import AccessDeniedError, ImportFileError, NotFoundError, ValidationError
 from deepepil.labels.exchange import eaf
 from deepepil.labels.exchange._common import seed_vocabulary
-from deepepil.labels.exchange._timing import check_fps, frame_to_ms, ms_to_frame
+from deepepil.labels.timing import check_fps, frame_to_ms, ms_to_frame
 
 pympi = pytest.importorskip("pympi")  # a hard dependency; this only names the module
 
@@ -102,6 +102,60 @@ def test_the_schema_rejects_what_elan_would(tmp_path, written):
     assert any("LINGUISTIC_TYPE_REF" in p for p in problems)
     assert all(re.match(r"line \d+: ", p) for p in problems)
 
+
+
+def _broken(tmp_path: Path, written: Path, edit) -> list[str]:
+    root = etree.parse(str(written)).getroot()
+    edit(root)
+    path = tmp_path / "broken.eaf"
+    etree.ElementTree(root).write(str(path), xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    problems = eaf.validate_eaf(path)
+    assert problems and all(re.match(r"line \d+: ", p) for p in problems)
+    return problems
+
+
+def test_the_schema_rejects_a_tier_with_an_unknown_linguistic_type(tmp_path, written):
+    problems = _broken(tmp_path, written,
+                       lambda root: root.find("TIER").set("LINGUISTIC_TYPE_REF", "no-such-type"))
+    assert any("no-such-type" in p for p in problems)
+
+
+def test_the_schema_rejects_an_annotation_pointing_to_a_missing_time_slot(tmp_path, written):
+    problems = _broken(tmp_path, written,
+                       lambda root: next(root.iter("ALIGNABLE_ANNOTATION")).set("TIME_SLOT_REF2", "ts999"))
+    assert any("ts999" in p for p in problems)
+
+
+def test_the_schema_rejects_duplicate_annotation_ids(tmp_path, written):
+    def edit(root):
+        first, second = list(root.iter("ALIGNABLE_ANNOTATION"))[:2]
+        second.set("ANNOTATION_ID", first.get("ANNOTATION_ID"))
+
+    problems = _broken(tmp_path, written, edit)
+    assert any("a1" in p for p in problems)
+
+
+def test_the_schema_rejects_an_unknown_element(tmp_path, written):
+    problems = _broken(tmp_path, written, lambda root: etree.SubElement(root.find("TIER"), "COMMENT"))
+    assert any("COMMENT" in p for p in problems)
+
+
+def test_the_schema_accepts_a_file_written_by_pympi(tmp_path):
+    doc = pympi.Elan.Eaf(author="someone")
+    doc.add_linked_file("rec.mp4", mimetype="video/mp4")
+    doc.add_tier("left upper limb")
+    doc.add_annotation("left upper limb", 0, 1000, "clonic")
+    doc.add_linguistic_type("lat", constraints="Symbolic_Association", timealignable=False)
+    doc.add_tier("left upper limb - laterality", ling="lat", parent="left upper limb")
+    doc.add_ref_annotation("left upper limb - laterality", "left upper limb", 500, "left")
+    doc.add_language("eng", "http://cdb.iso.org/lg/CDB-00138502-001", "English")
+    doc.add_controlled_vocabulary("cv")
+    doc.add_cv_entry("cv", "cve1", [("clonic", "eng", None)])
+    doc.add_external_ref("er1", "iso12620", "http://example.org/dc")
+    path = tmp_path / "pympi.eaf"
+    pympi.Elan.to_eaf(str(path), doc)
+    assert etree.parse(str(path)).getroot().get("FORMAT") in ("2.8", "3.0")
+    assert eaf.validate_eaf(path) == []
 
 def test_export_layout(written):
     root = etree.parse(str(written)).getroot()
@@ -403,17 +457,35 @@ def test_store_import_needs_a_visible_recording(label_db, open_store, tmp_path):
     assert not (tmp_path / "no.eaf").exists()
 
 
-def test_store_import_rejected_by_the_service_imports_nothing(label_db, open_store, tmp_path):
-    """A data scientist may not write MOIs: the service refuses every row, none is stored."""
-    ann, dan = open_store("ann"), open_store("dan")
+def test_store_import_by_a_user_who_may_not_label_is_refused_before_reading(label_db, open_store, tmp_path):
+    dan = open_store("dan")  # a data scientist writes suggestions, not MOIs
+    with pytest.raises(AccessDeniedError, match="dan .* may not import labels"):
+        eaf.import_eaf(dan, tmp_path / "never-read.eaf", label_db.rec)
+
+
+def test_store_import_refused_by_the_service_names_the_rows_and_imports_nothing(label_db, open_store, tmp_path,
+                                                                                 monkeypatch):
+    """Should the service still refuse rows the file check passed (a concurrent duplicate, say),
+    its messages are reported at the rows' lines and nothing is stored."""
+    ann, bea = open_store("ann"), open_store("bea")
     _add_examples(ann, label_db.rec)
     path = eaf.export_eaf(ann, label_db.rec, tmp_path / "rec.eaf")
+    real = bea.add_mois
+
+    def add_mois_then_refuse(rows):
+        with bea.batch():
+            real(rows)  # writes, then the refusal below rolls the batch back
+            error = ValidationError("2 of the MOIs are invalid, nothing was stored")
+            error.problems = [(1, "an identical MOI exists already: MOI 99"), (3, "outside the recording")]
+            raise error
+
+    monkeypatch.setattr(bea, "add_mois", add_mois_then_refuse)
     with pytest.raises(ImportFileError) as info:
-        eaf.import_eaf(dan, path, label_db.rec)
-    assert len(info.value.problems) == 4
-    assert all(re.match(r"line \d+, annotation a\d+, tier '[^']+': .*may not add labels", p)
+        eaf.import_eaf(bea, path, label_db.rec)
+    assert len(info.value.problems) == 2
+    assert all(re.match(r"line \d+, annotation a\d+, tier '[^']+': (an identical|outside)", p)
                for p in info.value.problems)
-    assert set(ann.mois(label_db.rec)["author"]) == {"ann"}
+    assert set(bea.mois(label_db.rec)["author"]) == {"ann"}
 
 
 def test_store_export_with_suggestions(label_db, open_store, tmp_path):

@@ -26,6 +26,7 @@ __all__ = [
     "seed_vocabulary",
     "store_vocabulary",
     "recording_info",
+    "check_may_import",
     "DUPLICATE_KEY",
     "existing_duplicates",
     "write_rows",
@@ -85,6 +86,15 @@ def store_vocabulary(store: Any) -> Vocabulary:
     from deepepil.labels._validate import Vocabulary
 
     return Vocabulary({kind: list(store.vocabulary(kind)) for kind in MOI_KINDS}, {kind: {} for kind in MOI_KINDS})
+
+
+def check_may_import(store: Any, rec: Optional[RecordingInfo] = None) -> None:
+    """AccessDeniedError, before any reading, when the connected user may not add MOIs (to ``rec``)."""
+    from deepepil.labels import _validate
+
+    _validate.require_role(store.user, _validate.LABEL_WRITERS, "import labels")
+    if rec is not None:
+        _validate.check_clinic(store.user, rec, "import labels into")
 
 
 def recording_info(store: Any, recording_id: int) -> RecordingInfo:

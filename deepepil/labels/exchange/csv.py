@@ -33,13 +33,14 @@ from deepepil.errors import NotFoundError
 from deepepil.labels.exchange._common import (
     MODIFIER_KINDS,
     Problems,
+    check_may_import,
     existing_duplicates,
     moi_frame,
     recording_info,
     store_vocabulary,
     write_rows,
 )
-from deepepil.labels.exchange._timing import check_fps, frame_to_seconds, seconds_to_frame
+from deepepil.labels.timing import check_fps, frame_to_seconds, seconds_to_frame
 
 if TYPE_CHECKING:
     from deepepil.labels._rows import RecordingInfo
@@ -327,8 +328,10 @@ def import_csv(store: Any, path: str | os.PathLike, recording_id: Optional[int] 
     dry_run : bool
         Check only; return an empty list.
     """
+    check_may_import(store)
     if recording_id is not None:
         recordings = [recording_info(store, recording_id)]
+        check_may_import(store, recordings[0])
     else:
         recordings = _visible_recordings(store)
     df = read_csv(path, vocabulary=store_vocabulary(store), recordings=recordings, recording_id=recording_id)

@@ -12,14 +12,16 @@ Layout of an exported file (docs/labels-exchange.md has a full example):
   the modifiers of the MOI above them (none when the MOI has none);
 - times in milliseconds, ``ms = floor(frame * 1000 / fps + 0.5)`` and back
   ``frame = floor(ms * fps / 1000 + 0.5)``, exact for every frame (see
-  :mod:`deepepil.labels.exchange._timing`);
+  :mod:`deepepil.labels.timing`);
 - ``MEDIA_DESCRIPTOR`` names ``<recording name>.mp4`` next to the file (no patient identity
   anywhere); ``PROPERTY`` elements carry the recording id, fps and frame count.
 
-The export validates against ELAN's EAF 3.0 schema (:func:`validate_eaf`, the schema ships
-in :mod:`deepepil.labels.schemas`). The import also reads files written by other tools
-(pympi-ling, EAF 2.7/2.8): a tier named after a region with labels as annotation values is
-enough, and ``"label (left)"`` is read as label and laterality.
+The export validates against our EAF 3.0 schema (:func:`validate_eaf`;
+``deepepil/labels/schemas/eaf-3.0.xsd``, written for deepepil from the format documentation,
+not ELAN's official ``EAFv3.0.xsd`` and not yet checked against it). Written files still name
+the official schema location (:data:`EAF_SCHEMA_LOCATION`), as ELAN expects.
+The import also reads files written by other tools (pympi-ling, EAF 2.7/2.8): a tier named
+after a region with labels as annotation values is enough, and ``"label (left)"`` is read as label and laterality.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from lxml import etree
 from deepepil.labels.exchange._common import (
     MODIFIER_KINDS,
     Problems,
+    check_may_import,
     existing_duplicates,
     moi_frame,
     recording_info,
     store_vocabulary,
     write_rows,
 )
-from deepepil.labels.exchange._timing import check_fps, frame_to_ms, ms_to_frame
+from deepepil.labels.timing import check_fps, frame_to_ms, ms_to_frame
 
 if TYPE_CHECKING:
     from deepepil.labels._validate import Vocabulary
@@ -99,18 +102,25 @@ _SCHEMA: Optional[etree.XMLSchema] = None
 
 
 def schema() -> etree.XMLSchema:
-    """ELAN's EAF 3.0 XML schema (shipped in ``deepepil/labels/schemas/EAFv3.0.xsd``), loaded once."""
+    """Our EAF 3.0 XML schema (``deepepil/labels/schemas/eaf-3.0.xsd``), loaded once.
+
+    Written for deepepil from the documented structure of the ELAN Annotation Format 3.0; it is
+    not ELAN's official ``EAFv3.0.xsd`` (see ``deepepil/labels/schemas/README.md``).
+    """
     global _SCHEMA
     if _SCHEMA is None:
         from importlib.resources import files
 
-        with files("deepepil.labels.schemas").joinpath("EAFv3.0.xsd").open("rb") as fh:
+        with files("deepepil.labels.schemas").joinpath("eaf-3.0.xsd").open("rb") as fh:
             _SCHEMA = etree.XMLSchema(etree.parse(fh))
     return _SCHEMA
 
 
 def validate_eaf(path: str | os.PathLike) -> list[str]:
-    """Problems of the file at ``path`` against the EAF 3.0 schema, as ``"line N: message"``; empty when valid."""
+    """Problems of the file at ``path`` against our EAF 3.0 schema (:func:`schema`).
+
+    As ``"line N: message"``; empty when valid.
+    """
     doc = etree.parse(os.fspath(path), etree.XMLParser(resolve_entities=False, no_network=True))
     xsd = schema()
     if xsd.validate(doc):
@@ -648,8 +658,18 @@ def import_eaf(store: Any, path: str | os.PathLike, recording_id: int, *, dry_ru
     ----------
     dry_run : bool
         Check only; return an empty list.
+
+    Raises
+    ------
+    ImportFileError
+        The file has problems (all listed); nothing was imported.
+    AccessDeniedError
+        The user may not add MOIs to this recording (checked before the file is read).
+    NotFoundError
+        No such recording, or not visible to the user.
     """
     rec = recording_info(store, recording_id)
+    check_may_import(store, rec)
     df = read_eaf(path, fps=rec.fps, num_frames=rec.num_frames, vocabulary=store_vocabulary(store))
     rows = [
         {"recording_id": rec.id, "region": r["region"], "label": r["label"], "laterality": r["laterality"],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pandas as pd
 
 from deepepil.labels.exchange._common import moi_frame, recording_info
-from deepepil.labels.exchange._timing import check_fps
+from deepepil.labels.timing import check_fps
 
 if TYPE_CHECKING:
     from deepepil.labels._rows import RecordingInfo
