@@ -6,7 +6,7 @@ edit helpers (``_tx``, ``_writable``, ``_edit_target``, ``_apply``, ``_insert``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 import pandas as pd
@@ -92,23 +92,30 @@ class RecordsMixin:
 
     def update_seizure(self: "LabelStore", seizure_id: int, version: int, **changes: Any) -> SeizureRow:
         """Change fields of a seizure at ``version`` (editable: :data:`SEIZURE_EDITABLE`)."""
-        unknown = set(changes) - set(SEIZURE_EDITABLE)
+        return self._update_row("seizure", seizure_id, version, changes, SEIZURE_EDITABLE,
+                                self._prepare_seizure, self._check_seizure_duplicate,
+                                ("onset_frame", "offset_frame"))
+
+    def _update_row(self: "LabelStore", table: str, row_id: int, version: int, changes: dict[str, Any],
+                    editable: Sequence[str], prepare: Callable[..., dict[str, Any]],
+                    check_duplicate: Callable[..., None], identity: Sequence[str]) -> Any:
+        """Validated, versioned update of a seizure or keypoint; a no-op change returns the row."""
+        unknown = set(changes) - set(editable)
         if unknown:
-            raise ValidationError(f"cannot change {sorted(unknown)} of a seizure; editable: "
-                                  f"{', '.join(SEIZURE_EDITABLE)}")
-        spec = TABLES["seizure"]
+            raise ValidationError(f"cannot change {sorted(unknown)} of a {table}; editable: {', '.join(editable)}")
+        spec = TABLES[table]
         with self._tx(write=True) as tx:
-            current, rec, version = self._edit_target(tx, spec, seizure_id, version, "edit labels of")
+            current, rec, version = self._edit_target(tx, spec, row_id, version, "edit labels of")
             if current["deleted"]:
-                raise ValidationError(f"seizure {current['id']} is deleted; restore it first")
-            merged = {name: current[name] for name in SEIZURE_EDITABLE}
+                raise ValidationError(f"{table} {current['id']} is deleted; restore it first")
+            merged = {name: current[name] for name in editable}
             merged.update(changes)
-            content = self._prepare_seizure(tx, rec, merged, current)
+            content = prepare(tx, rec, merged, current)
             values = {k: v for k, v in content.items() if v != current[k]}
             if not values:
                 return spec.from_mapping(current)
-            if "onset_frame" in values or "offset_frame" in values:
-                self._check_seizure_duplicate(tx, {**current, **values}, exclude_id=current["id"])
+            if any(name in values for name in identity):
+                check_duplicate(tx, {**current, **values}, exclude_id=current["id"])
             return spec.from_mapping(self._apply(tx, spec, current, version, values, "update"))
 
     def delete_seizure(self: "LabelStore", seizure_id: int, version: int) -> SeizureRow:
@@ -184,24 +191,9 @@ class RecordsMixin:
 
     def update_keypoint(self: "LabelStore", keypoint_id: int, version: int, **changes: Any) -> KeypointRow:
         """Change a keypoint at ``version`` (editable: :data:`KEYPOINT_EDITABLE`)."""
-        unknown = set(changes) - set(KEYPOINT_EDITABLE)
-        if unknown:
-            raise ValidationError(f"cannot change {sorted(unknown)} of a keypoint; editable: "
-                                  f"{', '.join(KEYPOINT_EDITABLE)}")
-        spec = TABLES["keypoint"]
-        with self._tx(write=True) as tx:
-            current, rec, version = self._edit_target(tx, spec, keypoint_id, version, "edit labels of")
-            if current["deleted"]:
-                raise ValidationError(f"keypoint {current['id']} is deleted; restore it first")
-            merged = {name: current[name] for name in KEYPOINT_EDITABLE}
-            merged.update(changes)
-            content = self._prepare_keypoint(tx, rec, merged, current)
-            values = {k: v for k, v in content.items() if v != current[k]}
-            if not values:
-                return spec.from_mapping(current)
-            if "frame_index" in values or "joint" in values:
-                self._check_keypoint_duplicate(tx, {**current, **values}, exclude_id=current["id"])
-            return spec.from_mapping(self._apply(tx, spec, current, version, values, "update"))
+        return self._update_row("keypoint", keypoint_id, version, changes, KEYPOINT_EDITABLE,
+                                self._prepare_keypoint, self._check_keypoint_duplicate,
+                                ("frame_index", "joint"))
 
     def delete_keypoint(self: "LabelStore", keypoint_id: int, version: int) -> KeypointRow:
         """Delete a keypoint at ``version`` (soft)."""
