@@ -15,6 +15,8 @@ import numpy as np
 import xarray as xr
 from PIL import Image
 
+from deepepil.recordings.framereader import read_frame
+
 __all__ = ["encode_frame", "frame_to_rgb8", "colorize_depth", "scale_ir", "DEFAULT_DEPTH_RANGE_MM", "DEFAULT_IR_RANGE"]
 
 #: Kinect v2 operating range, used when neither the caller nor the store states one.
@@ -71,15 +73,7 @@ def frame_to_rgb8(
     ir_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Return frame ``index`` of ``stream`` as a displayable uint8 image (H, W) or (H, W, 3)."""
-    if stream not in ds.data_vars:
-        raise KeyError(
-            f"recording {ds.attrs.get('name', '')!r} has no stream {stream!r}; it has: "
-            f"{', '.join(map(str, ds.data_vars))}"
-        )
-    n = ds.sizes["time"]
-    if not -n <= index < n:
-        raise IndexError(f"frame index {index} is outside the recording (0 to {n - 1})")
-    data = np.asarray(ds[stream].isel(time=index).values)
+    data = read_frame(ds, stream, index)
     display = ds.attrs.get("display", {})
     if stream == "depth":
         return colorize_depth(data, tuple(depth_range_mm or display.get("depth_range_mm") or DEFAULT_DEPTH_RANGE_MM))
