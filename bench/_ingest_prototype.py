@@ -4,7 +4,8 @@
     The real :func:`deepepil.ingest`, run under ``zarr.config.set({"array.write_empty_chunks": True})``.
     With zarr's default (False) every chunk *and* every whole shard is compared with the
     fill value (``np.array_equal``) on zarr's single event-loop thread before it is
-    encoded; recordings never have empty frames worth skipping.
+    encoded; recordings never have empty frames worth skipping. (Since commit 20f551c the
+    shipped ``create_stream_array`` sets it, and the bench leaves this prototype out.)
 ``pillow_block_cache``
     The real :func:`deepepil.ingest` with Pillow's block cache on
     (``PIL.Image.core.set_blocks_max(16)``, like ``PILLOW_BLOCKS_MAX=16``): Pillow otherwise
