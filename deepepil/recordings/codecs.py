@@ -3,8 +3,9 @@
 ``deepepil.pred2d``
     Lossless array-to-array filter for 16-bit depth and IR: each pixel is replaced by
     its difference to the left neighbour, zig-zag mapped so that small negative and
-    positive residuals both become small numbers. Followed by blosc-zstd it stores
-    noisy depth ~15-20 % smaller than blosc-zstd on raw frames (``bench/bench_store.py``).
+    positive residuals both become small numbers. Followed by blosc-zstd it stores the
+    synthetic depth 5 % and IR 10 % smaller than blosc-zstd on raw frames, but decodes
+    ~4x slower (``bench/bench_store.py``), so it is an option, not the default.
 ``deepepil.jpeg``
     Lossy array-to-bytes codec for RGB chunks ``(frames, height, width, 3)``: one
     baseline JPEG per frame at a stated quality.
@@ -171,6 +172,10 @@ class JpegCodec(ArrayBytesCodec):
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError("JPEG output size is not known in advance")
 
+
+# Pillow returns every image buffer to the OS by default; reusing freed blocks halves the
+# time to decode a 1080p JPEG frame (benchmarks.md, rgb codec table).
+Image.core.set_blocks_max(max(Image.core.get_blocks_max(), 16))
 
 register_codec("deepepil.pred2d", Pred2DCodec)
 register_codec("deepepil.jpeg", JpegCodec)

@@ -82,9 +82,10 @@ class StoreLayout:
         Frames per inner chunk: the unit one random-frame read decodes.
     frames_per_shard : int
         Frames per shard file: the unit of writing and of sequential clip reads.
-    depth_codec : {"pred2d-zstd", "zstd"}
-        Lossless codec for ir and depth: left-neighbour prediction + blosc-zstd, or
-        blosc-zstd alone.
+    depth_codec : {"zstd", "pred2d-zstd"}
+        Lossless codec for ir and depth: blosc-zstd (bitshuffle) on the raw frames, or
+        left-neighbour prediction first, which stores 5-10 % smaller but decodes ~4x
+        slower (benchmarks.md); the default favours training-loader speed.
     zstd_level : int
         blosc-zstd compression level, 1 to 9.
     rgb_codec : {"jpeg", "zstd"}
@@ -95,7 +96,7 @@ class StoreLayout:
 
     frames_per_chunk: int = 1
     frames_per_shard: int = 32
-    depth_codec: Literal["pred2d-zstd", "zstd"] = "pred2d-zstd"
+    depth_codec: Literal["pred2d-zstd", "zstd"] = "zstd"
     zstd_level: int = 5
     rgb_codec: Literal["jpeg", "zstd"] = "jpeg"
     rgb_quality: int = 90

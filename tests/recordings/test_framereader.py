@@ -24,8 +24,8 @@ def source(num_frames=45, path="fr"):
 
 @pytest.mark.parametrize(
     "layout",
-    [StoreLayout(), StoreLayout(frames_per_shard=8, depth_codec="zstd"), StoreLayout(rgb_codec="zstd")],
-    ids=["default", "zstd-8", "lossless-rgb"],
+    [StoreLayout(), StoreLayout(frames_per_shard=8, depth_codec="pred2d-zstd"), StoreLayout(rgb_codec="zstd")],
+    ids=["default", "pred2d-8", "lossless-rgb"],
 )
 def test_fast_path_equals_xarray_for_every_frame(tmp_path, layout):
     ds = open_recording(ingest(source(), tmp_path, layout=layout, progress=False))
