@@ -88,8 +88,22 @@ class _Row:
         return out
 
 
+class _Interval:
+    """``start_seconds`` / ``end_seconds`` of a row with ``start_frame``, ``end_frame`` and ``fps``."""
+
+    _derived: ClassVar[tuple[str, ...]] = ("start_seconds", "end_seconds")
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start_frame / self.fps
+
+    @property
+    def end_seconds(self) -> float:
+        return self.end_frame / self.fps
+
+
 @dataclasses.dataclass(frozen=True)
-class Moi(_Row):
+class Moi(_Interval, _Row):
     """A movement of interest: ``region`` shows ``label`` in frames ``start_frame <= i < end_frame``."""
 
     id: int
@@ -110,16 +124,6 @@ class Moi(_Row):
     deleted: bool
     created_at: dt.datetime
     updated_at: dt.datetime
-
-    _derived: ClassVar[tuple[str, ...]] = ("start_seconds", "end_seconds")
-
-    @property
-    def start_seconds(self) -> float:
-        return self.start_frame / self.fps
-
-    @property
-    def end_seconds(self) -> float:
-        return self.end_frame / self.fps
 
     @property
     def num_frames(self) -> int:
@@ -191,7 +195,7 @@ class KeypointRow(_Row):
 
 
 @dataclasses.dataclass(frozen=True)
-class SuggestionRow(_Row):
+class SuggestionRow(_Interval, _Row):
     """A model's proposed MOI and the decision on it."""
 
     id: int
@@ -213,15 +217,6 @@ class SuggestionRow(_Row):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    _derived: ClassVar[tuple[str, ...]] = ("start_seconds", "end_seconds")
-
-    @property
-    def start_seconds(self) -> float:
-        return self.start_frame / self.fps
-
-    @property
-    def end_seconds(self) -> float:
-        return self.end_frame / self.fps
 
 
 @dataclasses.dataclass(frozen=True)

@@ -165,3 +165,15 @@ def write_rows(store: Any, rows: Sequence[Mapping[str, Any]], problems: Problems
         problems.raise_if_any()
         raise  # pragma: no cover - raise_if_any always raises here
     return [int(getattr(m, "id", m)) for m in created]
+
+
+def text_cell(value: Any) -> str:
+    """A cell value as text for a file: None and NaN become ""."""
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)

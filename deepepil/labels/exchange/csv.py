@@ -39,6 +39,7 @@ from deepepil.labels.exchange._common import (
     recording_info,
     store_vocabulary,
     write_rows,
+    text_cell,
 )
 from deepepil.labels.timing import check_fps, frame_to_seconds, seconds_to_frame
 
@@ -61,16 +62,6 @@ READ_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
 
 def write_csv(mois: pd.DataFrame, path: str | os.PathLike, *, recordings: Mapping[int, RecordingInfo]) -> Path:
     """Write MOIs (columns as :meth:`LabelStore.mois` returns them) to a CSV file with :data:`CSV_COLUMNS`.
@@ -86,10 +77,10 @@ def write_csv(mois: pd.DataFrame, path: str | os.PathLike, *, recordings: Mappin
             info = recordings[int(rec["recording_id"])]
             start, end = int(rec["start_frame"]), int(rec["end_frame"])
             writer.writerow([
-                info.id, info.name, rec["region"], rec["label"], _text(rec.get("laterality")),
-                _text(rec.get("centricity")), start, end,
+                info.id, info.name, rec["region"], rec["label"], text_cell(rec.get("laterality")),
+                text_cell(rec.get("centricity")), start, end,
                 f"{frame_to_seconds(start, info.fps):.6f}", f"{frame_to_seconds(end, info.fps):.6f}",
-                _text(rec.get("author")), _text(rec.get("source")) or "human",
+                text_cell(rec.get("author")), text_cell(rec.get("source")) or "human",
             ])
     os.replace(tmp, path)
     return path

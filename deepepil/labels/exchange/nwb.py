@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pandas as pd
 
-from deepepil.labels.exchange._common import moi_frame, recording_info
+from deepepil.labels.exchange._common import moi_frame, recording_info, text_cell
 from deepepil.labels.timing import check_fps
 
 if TYPE_CHECKING:
@@ -54,16 +54,6 @@ def _pynwb():
     return pynwb
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
 
 def write_nwb(mois: pd.DataFrame, path: str | os.PathLike, *, recording: RecordingInfo,
               session_start_time: Optional[dt.datetime] = None) -> Path:
@@ -92,9 +82,9 @@ def write_nwb(mois: pd.DataFrame, path: str | os.PathLike, *, recording: Recordi
         s, e = int(rec["start_frame"]), int(rec["end_frame"])
         table.add_interval(
             start_time=s / fps, stop_time=e / fps, moi_id=int(rec["id"]) if "id" in rec else -1,
-            region=rec["region"], label=rec["label"], laterality=_text(rec.get("laterality")),
-            centricity=_text(rec.get("centricity")), start_frame=s, end_frame=e,
-            author=_text(rec.get("author")), source=_text(rec.get("source")) or "human",
+            region=rec["region"], label=rec["label"], laterality=text_cell(rec.get("laterality")),
+            centricity=text_cell(rec.get("centricity")), start_frame=s, end_frame=e,
+            author=text_cell(rec.get("author")), source=text_cell(rec.get("source")) or "human",
         )
     nwbfile.add_time_intervals(table)
     path = Path(path)
