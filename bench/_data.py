@@ -5,8 +5,11 @@ and cached under a folder named by its parameters (``.bench-data/store/<key>/``)
 
     source.mkv            Azure Kinect-style MKV (write_azure_kinect_mkv): MJPEG colour,
                           b16g depth and IR -- what an acquisition system exports
-    store/rec.zarr        the MKV ingested with the default StoreLayout (all streams)
-    variants/<name>/rec.zarr   ir + depth ingested with other chunk/shard layouts
+    store/default-<layout hash>/rec.zarr
+                          the MKV ingested with the checkout's default StoreLayout (all
+                          streams); a new default layout gets a new store
+    variants/<layout hash>/rec.zarr
+                          ir + depth ingested with other chunk/shard/codec layouts
     mp4/rgb.mp4           H.264 (libx264, GOP 250, crf 18, yuv420p) of the store's rgb frames
     mp4/ir.mp4, depth.mp4 H.264 8-bit grey of ir / depth mapped linearly over the store's
                           display range (H.264 in PyAV's libx264 cannot hold 16 bits)
@@ -19,6 +22,7 @@ where it stopped. ``rebuild=True`` removes the folder first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -42,16 +46,38 @@ CACHE = ROOT / ".bench-data"
 DATA_VERSION = 1
 MP4_GOP = 250
 MP4_CRF = 18
-#: Layouts of the ir+depth variant stores, by name: StoreLayout keyword arguments.
-VARIANTS: dict[str, dict[str, Any]] = {
+#: Layouts of the ir+depth variant stores, by name: StoreLayout fields that differ from the
+#: default layout. A variant equal to the default layout is served by the main store.
+VARIANT_CHANGES: dict[str, dict[str, Any]] = {
     "c1-s8": {"frames_per_chunk": 1, "frames_per_shard": 8},
-    "c1-s32": {"frames_per_chunk": 1, "frames_per_shard": 32},  # the default: served by store/rec.zarr
+    "c1-s32": {"frames_per_chunk": 1, "frames_per_shard": 32},
     "c1-s64": {"frames_per_chunk": 1, "frames_per_shard": 64},
     "c4-s32": {"frames_per_chunk": 4, "frames_per_shard": 32},
     "c30-s30": {"frames_per_chunk": 30, "frames_per_shard": 30},
     "c1-s32-zstd": {"frames_per_chunk": 1, "frames_per_shard": 32, "depth_codec": "zstd"},
+    "c1-s32-pred2d": {"frames_per_chunk": 1, "frames_per_shard": 32, "depth_codec": "pred2d-zstd"},
 }
-DEFAULT_VARIANT = "c1-s32"
+
+
+def variant_layout(name: str) -> Any:
+    """The StoreLayout of variant ``name``: the default layout with the variant's changes."""
+    from deepepil.recordings.store import DEFAULT_LAYOUT
+
+    return dataclasses.replace(DEFAULT_LAYOUT, **VARIANT_CHANGES[name])
+
+
+def variant_names() -> list[str]:
+    """Variants with distinct layouts (chunking variants use the default codec; codec variants differ)."""
+    seen: dict[Any, str] = {}
+    for name in VARIANT_CHANGES:
+        seen.setdefault(variant_layout(name), name)
+    return list(seen.values())
+
+
+def _layout_key(layout: Any) -> str:
+    text = json.dumps(layout.describe(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
 
 Log = Callable[[str], None]
 
@@ -77,9 +103,12 @@ class DataParams:
 
 
 def _source_hashes() -> dict[str, str]:
-    """Short sha256 of each source file that shapes the cached data (generator, readers, store)."""
+    """Short sha256 of each source file that shapes the rendered frames and the MKV.
+
+    (The stores are keyed by their layout, so a new default layout gets a new store.)
+    """
     out = {}
-    for part in ("synthetic", "recordings", "recordings/readers"):
+    for part in ("synthetic", "recordings/readers"):
         for path in sorted((ROOT / "deepepil" / part).glob("*.py")):
             out[path.relative_to(ROOT).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return out
@@ -174,14 +203,20 @@ class BenchData:
         self.params = params
         self.root = cache / "store" / params.key
         self.mkv = self.root / "source.mkv"
-        self.store = self.root / "store" / "rec.zarr"
+        from deepepil.recordings.store import DEFAULT_LAYOUT
+
+        #: Ingested with the default layout of the checkout (all streams).
+        self.store = self.root / "store" / f"default-{_layout_key(DEFAULT_LAYOUT)}" / "rec.zarr"
         self.rgb_original = self.root / "rgb_original.npy"
         self.meta_path = self.root / "meta.json"
 
     def variant(self, name: str) -> Path:
-        if name == DEFAULT_VARIANT:
+        from deepepil.recordings.store import DEFAULT_LAYOUT
+
+        layout = variant_layout(name)
+        if layout == DEFAULT_LAYOUT:
             return self.store
-        return self.root / "variants" / name / "rec.zarr"
+        return self.root / "variants" / _layout_key(layout) / "rec.zarr"
 
     def mp4(self, stream: str) -> Path:
         return self.root / "mp4" / f"{stream}.mp4"
@@ -206,7 +241,10 @@ class BenchData:
 
 
 def gray8_mapping(stream: str, display: dict[str, Any]) -> tuple[float, float]:
-    """The linear 16-bit -> 8-bit range used for the grey MP4 of ``stream``."""
+    """The linear 16-bit -> 8-bit range for a grey MP4 of ``stream``, from a store's display ranges.
+
+    The range each cached MP4 was made with is kept in meta.json (``mp4_gray8_ranges``).
+    """
     if stream == "depth":
         lo, hi = display.get("depth_range_mm", (500.0, 4500.0))
     else:
@@ -258,8 +296,6 @@ def prepare(params: DataParams, *, variants: bool = True, rebuild: bool = False,
     import deepepil
     from deepepil.recordings.readers.azure_kinect import write_azure_kinect_mkv
     from deepepil.recordings.readers.video import write_video
-    from deepepil.recordings.store import StoreLayout
-
     data = BenchData(params)
     if rebuild and data.root.exists():
         say(f"  removing {data.root}")
@@ -338,14 +374,17 @@ def prepare(params: DataParams, *, variants: bool = True, rebuild: bool = False,
                         yield to_gray8(f, lo, hi)
 
             write_gray_mp4(gray_frames(), data.mp4(stream), fps)
+            ranges = data.meta.get("mp4_gray8_ranges", {})
+            ranges[stream] = [lo, hi]
+            data._update_meta(mp4_gray8_ranges=ranges)
             data._step_time(f"encode_{stream}_mp4", time.perf_counter() - t0)
 
     if variants:
-        for name, kwargs in VARIANTS.items():
+        for name in variant_names():
             path = data.variant(name)
             if path.exists():
                 continue
-            layout = StoreLayout(**kwargs)
+            layout = variant_layout(name)
             say(f"  ingesting ir+depth with layout {name} ({layout.describe()})")
             t0 = time.perf_counter()
             deepepil.ingest(data.mkv, path.parent, name="rec", layout=layout, streams=["ir", "depth"],

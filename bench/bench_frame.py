@@ -17,31 +17,30 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _data  # noqa: E402
 import deepepil  # noqa: E402
 from _measure import Mp4Frames, machine, p50_p95_ms, time_calls  # noqa: E402
 from deepepil.recordings import encode_frame  # noqa: E402
 from deepepil.recordings.framereader import read_frame  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent / ".bench-data" / "store" / "full-120s-seed0-p0r0-v1"
+DATA = _data.BenchData(_data.DataParams())  # the full-size data bench_store.py caches
 
 
 def main() -> int:
-    if not (DATA / "store" / "rec.zarr").exists():
-        print(f"no cached data at {DATA}: run `python bench/bench_store.py` first", file=sys.stderr)
+    if not DATA.store.exists():
+        print(f"no store for the default layout in {DATA.root}: run `python bench/bench_store.py` first",
+              file=sys.stderr)
         return 1
-    stores = {"ir": DATA / "variants" / "c1-s32-zstd", "depth": DATA / "variants" / "c1-s32-zstd",
-              "rgb": DATA / "store" / "rec.zarr"}
+    stores = {stream: DATA.store for stream in ("ir", "depth", "rgb")}
     print(f"machine: {machine()}")
     print("| stream | read_frame p50 / p95 ms | xarray isel p50 / p95 ms | encode_frame (read + map + JPEG) p50 / p95 ms "
           "| MP4 seek p50 / p95 ms | MP4 / read_frame (p50) | MP4 / encode_frame (p50) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stream, path in stores.items():
-        if path.is_dir() and not path.name.endswith(".zarr"):
-            path = next(path.glob("*.zarr"))
         ds = deepepil.open_recording(path)
         n = ds.sizes["time"]
         indices = np.random.default_rng(0).integers(0, n, 200)
-        mp4 = Mp4Frames(DATA / "mp4" / f"{stream}.mp4", stream)
+        mp4 = Mp4Frames(DATA.mp4(stream), stream)
         fast = time_calls(lambda i: read_frame(ds, stream, i), indices)
         xr_path = time_calls(lambda i: ds[stream].isel(time=i).values, indices)
         enc = time_calls(lambda i: encode_frame(ds, stream, i), indices)

@@ -86,21 +86,33 @@ def _zarr_array(path: Path, stream: str) -> Any:
     return group[stream]
 
 
-PILLOW_CACHE_LABEL = "JPEG q{q}, Pillow block cache on (what-if)"
+def _shipped_pillow_cache() -> bool:
+    """Whether importing deepepil's codecs turns Pillow's block cache on (Pillow's own default: off)."""
+    from PIL import Image
+
+    import deepepil.recordings.codecs  # noqa: F401
+
+    return Image.core.get_blocks_max() > 0
+
+
+SHIPPED_PILLOW_CACHE = _shipped_pillow_cache()
+#: The Pillow setting the what-if rows try: the opposite of what deepepil ships.
+WHAT_IF_PILLOW = "off" if SHIPPED_PILLOW_CACHE else "on"
+PILLOW_CACHE_LABEL = f"JPEG q{{q}}, Pillow block cache {WHAT_IF_PILLOW} (what-if)"
 
 
 class pillow_block_cache:
-    """Within the block, Pillow keeps up to 16 freed image blocks for reuse (``set_blocks_max``)."""
+    """Within the block, Pillow's block cache is on (16 blocks kept for reuse) or off; None leaves it."""
 
-    def __init__(self, on: bool = True) -> None:
+    def __init__(self, on: bool | None = True) -> None:
         self.on = on
 
     def __enter__(self) -> None:
         from PIL import Image
 
         self.before = Image.core.get_blocks_max()
-        if self.on:
-            Image.core.set_blocks_max(16)
+        if self.on is not None:
+            Image.core.set_blocks_max(16 if self.on else 0)
 
     def __exit__(self, *exc: object) -> None:
         from PIL import Image
@@ -128,6 +140,7 @@ def bench_random(run: Run) -> None:
     ds = deepepil.open_recording(run.data.store)
     open_ms = (time.perf_counter() - t0) * 1e3
     display = run.data.meta.get("display", {})
+    mp4_ranges = run.data.meta.get("mp4_gray8_ranges", {})
     read_frame = _read_frame_fn()
     columns = ["stream", "frame", "xarray p50 / p95 ms", "zarr p50 / p95 ms"]
     if read_frame is not None:
@@ -169,7 +182,7 @@ def bench_random(run: Run) -> None:
         for i in idx[:5]:
             ref = ds[stream].isel(time=int(i)).values
             if stream != "rgb":
-                ref = _data.to_gray8(ref, *_data.gray8_mapping(stream, display))
+                ref = _data.to_gray8(ref, *(mp4_ranges.get(stream) or _data.gray8_mapping(stream, display)))
             checks.append(psnr(mp4.frame(int(i)), ref))
         mp4.close()
         xr50, xr95 = p50_p95_ms(t_xr)
@@ -228,7 +241,7 @@ def _random_what_if(run: Run, ds: Any, out: dict[str, Any]) -> None:
     idx = run.indices
     read_frame = _read_frame_fn()
     table = Table(
-        "What-if: lighter random-frame paths (same indices; not in deepepil)",
+        "What-if: other random-frame paths (same indices; not what deepepil ships)",
         ["path", "stream", "p50 / p95 ms", "same path as shipped, p50 / p95 ms", "MP4 / this (p50)"],
     )
     if read_frame is None:
@@ -250,17 +263,21 @@ def _random_what_if(run: Run, ds: Any, out: dict[str, Any]) -> None:
         paths.append(("`read_frame`", "read_frame_ms", lambda i: read_frame(ds, "rgb", i)))
     ref = out["rgb"]
     for name, key, fn in paths:
-        say(f"  random rgb: {name}, Pillow block cache on (what-if)")
-        with pillow_block_cache():
+        say(f"  random rgb: {name}, Pillow block cache {WHAT_IF_PILLOW} (what-if)")
+        with pillow_block_cache(not SHIPPED_PILLOW_CACHE):
             _data.warm(run.data.store / "rgb")
             p50, p95 = p50_p95_ms(time_calls(fn, idx))
-        table.add(f"{name} with Pillow's block cache on (`PIL.Image.core.set_blocks_max(16)`)", "rgb",
+        setting = "0" if SHIPPED_PILLOW_CACHE else "16"
+        table.add(f"{name} with Pillow's block cache {WHAT_IF_PILLOW} (`PIL.Image.core.set_blocks_max({setting})`)",
+                  "rgb",
                   f"{p50:.2f} / {p95:.2f}", f"{ref[key]['p50']:.2f} / {ref[key]['p95']:.2f}",
                   f"{ref['mp4_seek_ms']['p50'] / p50:.0f}x")
         out[f"rgb_{key}_pillow_block_cache"] = {"p50": p50, "p95": p95}
     table.notes.append(
-        "Pillow's block cache is off by default (`PILLOW_BLOCKS_MAX` unset), so every 1080p image Pillow "
-        "decodes gets fresh memory from the OS; with the cache on, freed blocks are reused."
+        "Pillow's block cache is off by Pillow's default (`PILLOW_BLOCKS_MAX` unset): every 1080p image Pillow "
+        "decodes then gets fresh memory from the OS; with the cache on, freed blocks are reused. "
+        + ("`deepepil.recordings.codecs` turns it on at import (16 blocks); the row shows the cost without."
+           if SHIPPED_PILLOW_CACHE else "deepepil leaves it off; the row shows what turning it on would give.")
         + ("" if read_frame is not None else " The lean reader (`bench/_measure.py: LeanFrameReader`) reads "
            "the shard index and one chunk directly, without zarr's event loop and thread hops.")
     )
@@ -439,6 +456,8 @@ def _profile_ingest(run: Run, out_dir: Path, py_spy: str, streams: list[str] | N
 
 
 def bench_ingest(run: Run) -> None:
+    from deepepil.recordings.store import DEFAULT_LAYOUT
+
     tmp = _data.CACHE / "tmp" / "ingest"
     table = Table(
         f"Ingest from the Azure Kinect MKV ({run.num_frames} frames, "
@@ -450,9 +469,14 @@ def bench_ingest(run: Run) -> None:
     all_label = f"all (rgb {w}x{h} JPEG q90)"
     from deepepil.recordings.store import StoreLayout
 
-    zstd3 = 'ir + depth, `StoreLayout(depth_codec="zstd", zstd_level=3)`'
-    for label, streams, layout in (("ir + depth", ["ir", "depth"], None), (all_label, None, None),
-                                   (zstd3, ["ir", "depth"], StoreLayout(depth_codec="zstd", zstd_level=3))):
+    other = "zstd" if DEFAULT_LAYOUT.depth_codec == "pred2d-zstd" else "pred2d-zstd"
+    layouts = [("ir + depth", ["ir", "depth"], None), (all_label, None, None)]
+    for codec, level in ((other, DEFAULT_LAYOUT.zstd_level), ("zstd", 3)):
+        alt = StoreLayout(depth_codec=codec, zstd_level=level)  # type: ignore[arg-type]
+        if alt != DEFAULT_LAYOUT:
+            layouts.append((f'ir + depth, `StoreLayout(depth_codec="{codec}", zstd_level={level})`',
+                            ["ir", "depth"], alt))
+    for label, streams, layout in layouts:
         say(f"  ingest {label}")
         r = _ingest_once(run.data.mkv, tmp, streams, layout)
         table.add(label, r["wall_s"], r["duration_s"], f"{r['realtime']:.1f}x", r["cpu_s"] / r["wall_s"],
@@ -461,7 +485,7 @@ def bench_ingest(run: Run) -> None:
     ird = out["ir + depth"]["realtime"]
     run.targets.append(Target("ingest ir+depth, x real time (2 cores)", f"{ird:.1f}x", ">= 3x", ird >= 3.0))
     table.notes.append(
-        "`deepepil.ingest(mkv, store, streams=[...])`: demux + decode, frame checks, pred2d + blosc-zstd "
+        f"`deepepil.ingest(mkv, store, streams=[...])`: demux + decode, frame checks, {_codec_label(DEFAULT_LAYOUT)} "
         "(rgb: JPEG decode + re-encode), sharded zarr writes, source sha256 in a thread, manifest, publish. "
         "CPU s / wall s near 2 means both cores are busy. The stores are written with zarr's "
         f"`write_empty_chunks={SHIPPED_WRITES_EMPTY_CHUNKS}`, as `create_stream_array` sets it."
@@ -480,7 +504,7 @@ def bench_ingest(run: Run) -> None:
     )
     rows = (
         ("read_ir_depth_s", "ir+depth: demux MKV, b16g -> uint16", True),
-        ("encode_ir_depth_memory_s", "ir+depth: pred2d + blosc-zstd 5, sharded (zarr, to memory)", True),
+        ("encode_ir_depth_memory_s", f"ir+depth: {_codec_label(DEFAULT_LAYOUT)}, sharded (zarr, to memory)", True),
         ("encode_ir_depth_disk_s", "ir+depth: same, to disk", True),
         ("manifest_ir_depth_s", "ir+depth: sha256 of the written files (manifest)", True),
         ("read_rgb_s", "rgb: demux MKV, JPEG decode (Pillow)", False),
@@ -506,10 +530,11 @@ def bench_ingest(run: Run) -> None:
         for key, label, fn in (
             *(() if SHIPPED_WRITES_EMPTY_CHUNKS else (("write_empty_chunks", "`deepepil.ingest` under `zarr.config.set({\"array.write_empty_chunks\": True})`",
              proto.ingest_write_empty_chunks),)),
-            ("pillow_block_cache", "`deepepil.ingest` with Pillow's block cache on (`set_blocks_max(16)`)",
-             proto.ingest_pillow_block_cache),
+            *(() if SHIPPED_PILLOW_CACHE else (
+                ("pillow_block_cache", "`deepepil.ingest` with Pillow's block cache on (`set_blocks_max(16)`)",
+                 proto.ingest_pillow_block_cache),)),
             ("pipelined", "read/decode of shard k+1 overlapped with the zarr write of shard k, "
-             "+ write_empty_chunks=True + Pillow block cache", proto.ingest_pipelined),
+             "(+ write_empty_chunks=True, Pillow block cache on)", proto.ingest_pipelined),
         ):
             cells = []
             for streams in (["ir", "depth"], None):
@@ -564,7 +589,7 @@ SHIPPED_WRITES_EMPTY_CHUNKS = _shipped_writes_empty_chunks()
 class _MemoryArray:
     """An in-memory sharded zarr array with given codecs, for timing encode and decode of ``frames``."""
 
-    def __init__(self, frames: np.ndarray, per_shard: int, cache: bool = False, **codecs: Any) -> None:
+    def __init__(self, frames: np.ndarray, per_shard: int, cache: bool | None = None, **codecs: Any) -> None:
         import zarr
 
         self.frames = frames
@@ -605,22 +630,34 @@ def bench_codecs(run: Run) -> None:
     from zarr.codecs import BloscCodec
 
     from deepepil.recordings.codecs import Pred2DCodec
-    from deepepil.recordings.store import StoreLayout
+    from deepepil.recordings.store import DEFAULT_LAYOUT, StoreLayout
 
     def blosc(cname: str, level: int) -> Any:
         return BloscCodec(cname=cname, clevel=level, shuffle="bitshuffle")
 
+    def mark(codec: str, level: int) -> str:
+        layout = StoreLayout(depth_codec=codec, zstd_level=level)  # type: ignore[arg-type]
+        same = (layout.depth_codec, layout.zstd_level) == (DEFAULT_LAYOUT.depth_codec, DEFAULT_LAYOUT.zstd_level)
+        return f" = `StoreLayout(depth_codec=\"{codec}\", zstd_level={level})`" + (" **(default)**" if same else "")
+
+    raw, pred = {"filters": None}, {"filters": [Pred2DCodec()]}
     configs: list[tuple[str, dict[str, Any]]] = [
-        ("blosc-zstd 3, bitshuffle (raw)", {"compressors": blosc("zstd", 3)}),
-        ("blosc-zstd 5, bitshuffle (raw) = `StoreLayout(depth_codec=\"zstd\")`",
-         StoreLayout(depth_codec="zstd").codecs_for("depth")),
-        ("blosc-zstd 9, bitshuffle (raw)", {"compressors": blosc("zstd", 9)}),
-        ("blosc-lz4 5, bitshuffle (raw)", {"compressors": blosc("lz4", 5)}),
-        ("pred2d + blosc-zstd 3", {"filters": [Pred2DCodec()], "compressors": blosc("zstd", 3)}),
-        ("pred2d + blosc-zstd 5 = default `StoreLayout()`", StoreLayout().codecs_for("depth")),
-        ("pred2d + blosc-zstd 9", {"filters": [Pred2DCodec()], "compressors": blosc("zstd", 9)}),
-        ("pred2d + blosc-lz4 5", {"filters": [Pred2DCodec()], "compressors": blosc("lz4", 5)}),
+        ("blosc-zstd 3, bitshuffle (raw)" + mark("zstd", 3), {**raw, "compressors": blosc("zstd", 3)}),
+        ("blosc-zstd 5, bitshuffle (raw)" + mark("zstd", 5), {**raw, "compressors": blosc("zstd", 5)}),
+        ("blosc-zstd 9, bitshuffle (raw)" + mark("zstd", 9), {**raw, "compressors": blosc("zstd", 9)}),
+        ("blosc-lz4 5, bitshuffle (raw)", {**raw, "compressors": blosc("lz4", 5)}),
+        ("pred2d + blosc-zstd 3" + mark("pred2d-zstd", 3), {**pred, "compressors": blosc("zstd", 3)}),
+        ("pred2d + blosc-zstd 5" + mark("pred2d-zstd", 5), {**pred, "compressors": blosc("zstd", 5)}),
+        ("pred2d + blosc-zstd 9" + mark("pred2d-zstd", 9), {**pred, "compressors": blosc("zstd", 9)}),
+        ("pred2d + blosc-lz4 5", {**pred, "compressors": blosc("lz4", 5)}),
     ]
+    for label, codecs in configs:  # the labels must say what StoreLayout writes
+        if "StoreLayout(" in label:
+            codec = "pred2d-zstd" if label.startswith("pred2d") else "zstd"
+            level = int(label.split("zstd ")[1].split(",")[0].split(" ")[0])
+            expected = StoreLayout(depth_codec=codec, zstd_level=level).codecs_for("depth")  # type: ignore[arg-type]
+            if [type(f) for f in expected.get("filters") or []] != [type(f) for f in codecs["filters"] or []]:
+                raise AssertionError(f"{label}: filters differ from StoreLayout's")
     blocks = 2 if run.args.quick else 4
     table = Table(
         f"Lossless ir/depth codecs on {blocks} x {CLIP_FRAMES} frames spread over the recording "
@@ -668,29 +705,38 @@ def bench_codecs(run: Run) -> None:
 # -- 5. chunking --------------------------------------------------------------------------------
 
 
+def _codec_label(layout: Any) -> str:
+    pred = "pred2d + " if layout.depth_codec == "pred2d-zstd" else ""
+    return f"{pred}blosc-zstd {layout.zstd_level}" + (" on raw frames" if not pred else "")
+
+
 def _layout_label(name: str) -> str:
-    kw = _data.VARIANTS[name]
-    label = f"{kw['frames_per_chunk']}, {kw['frames_per_shard']}"
-    if kw.get("depth_codec") == "zstd":
-        label += ", blosc-zstd 5 on raw (no pred2d)"
-    if name == _data.DEFAULT_VARIANT:
+    from deepepil.recordings.store import DEFAULT_LAYOUT
+
+    layout = _data.variant_layout(name)
+    label = f"{layout.frames_per_chunk}, {layout.frames_per_shard}"
+    if (layout.depth_codec, layout.zstd_level) != (DEFAULT_LAYOUT.depth_codec, DEFAULT_LAYOUT.zstd_level):
+        label += f", {_codec_label(layout)}"
+    if layout == DEFAULT_LAYOUT:
         label += " (default)"
-    if kw["frames_per_chunk"] == kw["frames_per_shard"]:
-        label += " (= unsharded 30-frame chunks)"
+    if layout.frames_per_chunk == layout.frames_per_shard:
+        label += f" (= unsharded {layout.frames_per_chunk}-frame chunks)"
     return label
 
 
 def bench_chunking(run: Run) -> None:
     import deepepil
+    from deepepil.recordings.store import DEFAULT_LAYOUT
 
     table = Table(
-        "Chunking and sharding of ir/depth (pred2d + blosc-zstd 5 unless stated): same random indices and "
-        "clip starts as above",
+        f"Chunking and sharding of ir/depth ({_codec_label(DEFAULT_LAYOUT)} unless stated): same random "
+        "indices and clip starts as above",
         ["frames/chunk, frames/shard", "ir random p50 / p95 ms", "depth random p50 / p95 ms",
          f"ir {CLIP_FRAMES}-frame clip frames/s", f"depth {CLIP_FRAMES}-frame clip frames/s", "ir+depth MB", "files"],
     )
-    out: dict[str, Any] = {name: {} for name in _data.VARIANTS}
-    datasets = {name: deepepil.open_recording(run.data.variant(name)) for name in _data.VARIANTS}
+    names = _data.variant_names()
+    out: dict[str, Any] = {name: {} for name in names}
+    datasets = {name: deepepil.open_recording(run.data.variant(name)) for name in names}
     for stream in ("ir", "depth"):
         say(f"  chunking {stream}: {len(datasets)} layouts, taking turns per index")
         _data.warm(*(run.data.variant(name) / stream for name in datasets))
@@ -747,7 +793,8 @@ def bench_rgb(run: Run) -> None:
     configs.append(("lossless blosc-zstd 5, byte shuffle", StoreLayout(rgb_codec="zstd")))
     configs.append((PILLOW_CACHE_LABEL.format(q=90), StoreLayout()))
     say(f"  rgb: {len(configs)} configurations, best of 5, taking turns")
-    arrays = [_MemoryArray(originals, per_shard, cache=label == PILLOW_CACHE_LABEL.format(q=90),
+    arrays = [_MemoryArray(originals, per_shard,
+                           cache=(not SHIPPED_PILLOW_CACHE) if label == PILLOW_CACHE_LABEL.format(q=90) else None,
                            **layout.codecs_for("rgb")) for label, layout in configs]
     _time_interleaved(arrays, 5)
     for (label, _), a in zip(configs, arrays):
@@ -765,9 +812,8 @@ def bench_rgb(run: Run) -> None:
         "Speeds through the zarr pipeline (Pillow / libjpeg-turbo), 2 cores, best of 5 (configurations take "
         "turns). In a real ingest from an "
         "Azure Kinect MKV the colour is MJPEG already, so the store's JPEG is a second generation. "
-        "Pillow's block cache (off by default; `PIL.Image.core.set_blocks_max(16)` or `PILLOW_BLOCKS_MAX=16` "
-        "turns it on) changes nothing in this bulk measurement; it halves single random-frame reads "
-        "(what-if table of the random-frame section)."
+        f"Pillow's block cache is {'on' if SHIPPED_PILLOW_CACHE else 'off'} as deepepil ships; the what-if row "
+        f"turns it {WHAT_IF_PILLOW} (it matters for single random frames, see the random-frame what-if table)."
     )
     run.results["rgb"] = out
     run.table(table)
@@ -839,7 +885,9 @@ def _markdown(run: Run, info: dict[str, str], command: str, seconds: float) -> s
         f"### bench_store ({'quick' if run.args.quick else 'full'})",
         "",
         f"Command: `{command}`  ",
-        f"Date: {info['date']}; {seconds / 60:.1f} min  ",
+        f"Date: {info['date']}; {seconds / 60:.1f} min"
+        + (f", of which {run.results['waited_for_idle_s'] / 60:.1f} min waiting for other work to stop"
+           if run.results.get("waited_for_idle_s") else "") + "  ",
         f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram']} RAM, {info['os']}, no GPU  ",
         f"Python {info['python']}; {info['versions']}  ",
         "CPU used by other processes on the machine while each section ran (share of all cores): "
@@ -900,16 +948,17 @@ class OthersMeter:
         self.others_share = self.others_core_s / max(self.wall_s * len(os.sched_getaffinity(0)), 1e-9)
 
 
-def _wait_until_idle(limit_s: float) -> None:
-    """Wait (at most ``limit_s``) until other work leaves the machine at least 90 % idle."""
-    deadline = time.monotonic() + limit_s
+def _wait_until_idle(limit_s: float) -> float:
+    """Wait (at most ``limit_s``) until other work leaves the machine at least 90 % idle; seconds waited."""
+    start = time.monotonic()
+    deadline = start + limit_s
     while True:
         idle = _idle_fraction()
         if idle >= 0.9:
-            return
+            return time.monotonic() - start
         if time.monotonic() > deadline:
             say(f"  machine still busy ({100 * (1 - idle):.0f} % CPU used by others); going on")
-            return
+            return time.monotonic() - start
         say(f"  waiting for the machine to be idle ({100 * (1 - idle):.0f} % CPU in use)")
         time.sleep(10)
 
@@ -948,10 +997,11 @@ def main(argv: list[str] | None = None) -> int:
     functions = {"random": bench_random, "clips": bench_clips, "ingest": bench_ingest, "codecs": bench_codecs,
                  "chunking": bench_chunking, "rgb": bench_rgb, "memory": bench_memory}
     others: dict[str, float] = {}
+    waited = 0.0
     for name in SECTIONS:
         if name in sections:
             if args.wait_idle:
-                _wait_until_idle(args.wait_idle)
+                waited += _wait_until_idle(args.wait_idle)
             say(f"[{name}]")
             with OthersMeter() as meter:
                 functions[name](run)
@@ -959,6 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"[{name}] {meter.wall_s:.0f} s; other processes used {100 * meter.others_share:.0f} % of the "
                 "machine meanwhile" + ("  WARNING: timings are disturbed" if meter.others_share > 0.1 else ""))
     run.results["others_cpu_share"] = others
+    run.results["waited_for_idle_s"] = waited
     seconds = time.perf_counter() - bench_started
     command = "python bench/bench_store.py " + " ".join(argv if argv is not None else sys.argv[1:])
     info = machine()

@@ -24,7 +24,7 @@ def _split(spec: str) -> tuple[str, str]:
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = list(project["dependencies"])
-    for extra in ("notebook", "ml"):
+    for extra in ("notebook", "hub", "ml"):
         specs += project["optional-dependencies"][extra]
     out: dict[str, str] = {}
     for spec in specs:
@@ -52,7 +52,8 @@ def test_environment_yml_matches_pyproject():
     assert not missing, f"environment.yml lacks {missing}"
     differ = {n: (wanted[n], have[n]) for n in wanted if wanted[n] != have[n]}
     assert not differ, f"version bounds differ (pyproject, environment.yml): {differ}"
-    extra = sorted(set(have) - set(wanted) - {"python", "pip"})
+    # configurable-http-proxy is an npm package (hub/package.json), not a Python dependency
+    extra = sorted(set(have) - set(wanted) - {"python", "pip", "configurable-http-proxy"})
     assert not extra, f"environment.yml has packages pyproject.toml does not declare: {extra}"
 
 

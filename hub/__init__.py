@@ -1,0 +1,1 @@
+"""DeepEpil on JupyterHub: authenticator, roles, spawn hooks and services used by ``jupyterhub_config.py``."""
