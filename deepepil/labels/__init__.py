@@ -6,7 +6,8 @@
 
 The submodules: :mod:`~deepepil.labels.models` (tables), :mod:`~deepepil.labels.schema`
 (migrations), :mod:`~deepepil.labels.catalog` (recordings), :mod:`~deepepil.labels.admin`
-(clinics, users, vocabulary), :mod:`~deepepil.labels.vocabulary` (the seed).
+(clinics, users, vocabulary), :mod:`~deepepil.labels.vocabulary` (the seed),
+:mod:`~deepepil.labels.authz` (per-user PostgreSQL roles; row-level security is in migration 0003).
 """
 
 from __future__ import annotations

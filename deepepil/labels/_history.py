@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -102,9 +102,9 @@ def transactional_sqlite(engine: Engine) -> None:
     event.listen(engine, "begin", on_begin)
 
 
-def fetch(conn: Connection, spec: TableSpec, row_id: int) -> Optional[Mapping[str, Any]]:
-    """The row joined with its recording (fps, clinic) and user names, or None."""
-    row = conn.execute(_rows.select_rows(spec.table).where(spec.table.c.id == row_id)).first()
+def fetch(conn: Connection, spec: TableSpec, row_id: int, *, hidden: Sequence[str] = ()) -> Optional[Mapping[str, Any]]:
+    """The row joined with its recording (fps, clinic) and user names, or None (``hidden`` columns read as NULL)."""
+    row = conn.execute(_rows.select_rows(spec.table, hidden=hidden).where(spec.table.c.id == row_id)).first()
     return None if row is None else row._mapping
 
 
@@ -204,8 +204,11 @@ def _revert(tx: Tx, rev: Mapping[str, Any], user: UserInfo, action: str) -> dict
         raise conflict(tx, spec, row_id, after.get("version", version),
                        doing=f"tried to {action} your {rev['action']} of")
     target = rev["before"] if rev["before"] is not None else {**after, "deleted": True}
+    # only the columns that change: a database role may update those and no others (docs/security.md)
+    now = row_to_json(raw(spec, mapping))
     columns = [c.name for c in spec.table.c if c.name not in _META]
     values = _rows.json_to_values(spec.table, target, columns)
+    changed = {name: values[name] for name in columns if target.get(name) != now.get(name)}
     if spec.name == "moi" and not values["deleted"]:
         duplicate = find_duplicate_moi(tx.conn, values, exclude_id=row_id)
         if duplicate is not None:
@@ -213,7 +216,7 @@ def _revert(tx: Tx, rev: Mapping[str, Any], user: UserInfo, action: str) -> dict
                 f"cannot {action} the {rev['action']} of MOI {row_id}: it would duplicate MOI {duplicate} "
                 f"(same recording, region, label, laterality, frames and author)"
             )
-    if not update_versioned(tx, spec, row_id, version, values):
+    if not update_versioned(tx, spec, row_id, version, changed):
         raise conflict(tx, spec, row_id, version, doing=f"tried to {action} your {rev['action']} of")
     new = fetch(tx.conn, spec, row_id)
     assert new is not None

@@ -134,7 +134,8 @@ class RecordsMixin:
                  include_deleted: bool = False) -> pd.DataFrame:
         """Seizures as a DataFrame (columns :data:`~deepepil.labels._rows.SEIZURE_COLUMNS`)."""
         t = SEIZURE_T
-        stmt = self._scoped(select_rows(t, plain=True), t, recording_id, include_deleted)
+        stmt = self._scoped(select_rows(t, plain=True, hidden=self._hidden.get("seizure", ())), t, recording_id,
+                            include_deleted)
         stmt = filter_in(stmt, author=author).order_by(t.c.recording_id, t.c.onset_frame, t.c.id)
         return self._frame(stmt, SEIZURE_COLUMNS)
 

@@ -388,11 +388,14 @@ def _times(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True)
 
 
-def select_rows(table: sa.Table, *, plain: bool = False) -> sa.Select:
-    """Rows of a label table joined with the recording (fps, clinic) and the users' names."""
+def select_rows(table: sa.Table, *, plain: bool = False, hidden: Sequence[str] = ()) -> sa.Select:
+    """Rows of a label table joined with the recording (fps, clinic) and the users' names.
+
+    ``hidden`` columns (ones the connected role may not read) are selected as NULL.
+    """
     author_col = table.c.created_by_id if table is SUGGESTION_T else table.c.author_id
     author = USER_T.alias("author_user")
-    cols = [(_plain(c) if plain else c) for c in table.c]
+    cols = [sa.null().label(c.name) if c.name in hidden else (_plain(c) if plain else c) for c in table.c]
     extra = [RECORDING_T.c.fps.label("fps"), RECORDING_T.c.clinic_id.label("clinic_id")]
     stmt_from = table.join(RECORDING_T, table.c.recording_id == RECORDING_T.c.id).join(
         author, author_col == author.c.id)

@@ -93,13 +93,13 @@ def _caller(session: Session, user: str | None) -> AppUser:
 
 
 def _check_may_register(caller: AppUser, clinic: Clinic) -> None:
+    # the same rule as the database's row-level security (docs/security.md): recordings are
+    # ingested into the read-only store and registered by admins
     if caller.role == Role.admin:
-        return
-    if caller.role == Role.clinician and caller.clinic_id == clinic.id:
         return
     raise AccessDeniedError(
         f"user {caller.username!r} ({caller.role.value}) may not register recordings of clinic "
-        f"{clinic.name!r}: only admins and that clinic's clinicians may"
+        f"{clinic.name!r}: only admins may (recordings are ingested into the read-only store)"
     )
 
 

@@ -33,7 +33,9 @@ __all__ = [
     "session_scope",
     "is_sqlite",
     "current_username",
+    "login_user",
     "resolve_user",
+    "translate_denied",
 ]
 
 DATABASE_URL_ENV = "DEEPEPIL_DATABASE_URL"
@@ -110,7 +112,7 @@ def session_scope(url: str | None = None, *, check: bool = True) -> Iterator[Ses
             from deepepil.labels.schema import check_schema
 
             check_schema(engine)
-        with Session(engine) as session, session.begin():
+        with translate_denied(), Session(engine) as session, session.begin():
             yield session
     finally:
         engine.dispose()
@@ -126,8 +128,65 @@ def current_username(username: str | None = None) -> str:
     )
 
 
+#: SQLSTATE of "permission denied" and of a row refused by a row-level security policy.
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+@contextlib.contextmanager
+def translate_denied() -> Iterator[None]:
+    """Turn PostgreSQL's "permission denied" (privileges, row-level security) into :class:`AccessDeniedError`."""
+    from deepepil.errors import AccessDeniedError
+
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise AccessDeniedError(
+            f"the label database refused: {reason}. Your database role allows only what your deepepil role "
+            f"and clinic allow (docs/security.md); ask an admin if you need more"
+        ) from exc
+
+
+def login_user(session: Session) -> AppUser | None:
+    """On PostgreSQL, the user whose own login role this connection uses (``app_user.db_role``).
+
+    Raises
+    ------
+    AccessDeniedError
+        The login is an ordinary role (neither the owner nor a superuser) that belongs to no
+        registered user.
+    """
+    from sqlalchemy import select
+
+    from deepepil.errors import AccessDeniedError
+    from deepepil.labels.models import AppUser
+
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    user = session.scalar(select(AppUser).where(AppUser.db_role == sa.func.session_user()))
+    if user is not None:
+        return user
+    login, privileged = session.execute(sa.text(
+        "SELECT session_user, r.rolsuper OR r.rolbypassrls OR pg_has_role(session_user, c.relowner, 'MEMBER') "
+        "FROM pg_roles r, pg_class c WHERE r.rolname = session_user AND c.oid = 'app_user'::regclass"
+    )).one()
+    if not privileged:
+        raise AccessDeniedError(
+            f"database role {login!r} belongs to no registered user of this label database: connect with the "
+            f"URL the hub gave your server ($DEEPEPIL_DATABASE_URL), or ask an admin"
+        )
+    return None
+
+
 def resolve_user(session: Session, username: str | None = None, *, auto_register: bool) -> AppUser:
     """The registered, active :class:`~deepepil.labels.models.AppUser` who is calling.
+
+    Connected with a user's own database role (PostgreSQL, :mod:`deepepil.labels.authz`),
+    the user is the role's owner (:func:`login_user`) and ``$DEEPEPIL_USER`` /
+    ``$JUPYTERHUB_USER`` are ignored. Otherwise (the owner's connection, SQLite) the user is
+    named by ``username`` or :func:`current_username`.
 
     Parameters
     ----------
@@ -143,13 +202,23 @@ def resolve_user(session: Session, username: str | None = None, *, auto_register
     Raises
     ------
     AccessDeniedError
-        The user is not registered (and ``auto_register`` is false), or was deactivated.
+        The user is not registered (and ``auto_register`` is false), or was deactivated; or
+        ``username`` names someone else than the user of the database login.
     """
     from sqlalchemy import select
 
     from deepepil.errors import AccessDeniedError
     from deepepil.labels.models import AppUser, Role
 
+    user = login_user(session)
+    if user is not None:
+        if username is not None and username != user.username:
+            raise AccessDeniedError(
+                f"this database login belongs to user {user.username!r}, who cannot act as {username!r}"
+            )
+        if not user.active:
+            raise AccessDeniedError(f"user {user.username!r} is deactivated in the label database; ask an admin")
+        return user
     name = current_username(username)
     user = session.scalar(select(AppUser).where(AppUser.username == name))
     if user is None and auto_register:

@@ -142,6 +142,9 @@ class AppUser(_Timestamps, Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
     clinic_id: Mapped[Optional[int]] = mapped_column(ForeignKey("clinic.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    #: The user's own PostgreSQL login role (set by :func:`deepepil.labels.authz.issue_credentials`);
+    #: row-level security identifies the user by it. Never a password: those live in ``pg_authid`` only.
+    db_role: Mapped[Optional[str]] = mapped_column(String(63), unique=True)
     clinic: Mapped[Optional[Clinic]] = relationship(lazy="raise")
 
 

@@ -36,7 +36,7 @@ from deepepil.labels._rows import (
     RecordingInfo, SeizureRow, SuggestionRow, UserInfo, filter_in, frame, select_rows,
 )
 from deepepil.labels._validate import LABEL_WRITERS
-from deepepil.labels.db import is_sqlite, make_engine, resolve_url
+from deepepil.labels.db import is_sqlite, make_engine, resolve_url, translate_denied
 
 if TYPE_CHECKING:
     from deepepil.labels.snapshot import Snapshot
@@ -59,6 +59,8 @@ MOI_EDITABLE = ("region", "label", "laterality", "centricity", "start_frame", "e
 _MOI_ADD_FIELDS = ("recording_id", "region", "label", "start_frame", "end_frame", "laterality", "centricity",
                    "seizure_id", "confidence", "source", "start_seconds", "end_seconds")
 _SOURCES = ("human", "model")
+#: Columns a role may be refused to read (PostgreSQL column privileges, docs/security.md): read as NULL then.
+_PRIVATE_COLUMNS: dict[str, tuple[str, ...]] = {"seizure": ("notes",)}
 #: First key of the PostgreSQL advisory locks the service takes (second: the recording id).
 _LOCK_NAMESPACE = 0x4445
 
@@ -73,6 +75,8 @@ def connect(url: Optional[str] = None, user: Optional[str] = None) -> "LabelStor
     user : str, optional
         Hub user name; default ``$DEEPEPIL_USER``, else ``$JUPYTERHUB_USER``, else the login name.
         On SQLite an unregistered user is registered as an admin; on PostgreSQL an admin registers users.
+        Connected with a user's own database role (the URL the hub gives each server), the user is
+        the role's owner: the environment is ignored, and another ``user`` is refused.
 
     Returns
     -------
@@ -122,6 +126,8 @@ class LabelStore(RecordsMixin, ExchangeMixin):
         try:
             self._check_schema()
             self.user: UserInfo = self._resolve_user(user)
+            #: table -> columns this login may not read (selected as NULL)
+            self._hidden: dict[str, tuple[str, ...]] = self._hidden_columns()
         except BaseException:
             self.engine.dispose()
             raise
@@ -142,6 +148,18 @@ class LabelStore(RecordsMixin, ExchangeMixin):
             user = resolve_user(session, username, auto_register=is_sqlite(self.engine))
             role = getattr(user.role, "value", user.role)
             return UserInfo(id=user.id, username=user.username, role=role, clinic_id=user.clinic_id)
+
+    def _hidden_columns(self) -> dict[str, tuple[str, ...]]:
+        if is_sqlite(self.engine):
+            return {}
+        hidden: dict[str, tuple[str, ...]] = {}
+        with self.engine.connect() as conn:
+            for table, columns in _PRIVATE_COLUMNS.items():
+                refused = tuple(column for column in columns if not conn.execute(
+                    sa.select(sa.func.has_column_privilege(table, column, "SELECT"))).scalar())
+                if refused:
+                    hidden[table] = refused
+        return hidden
 
     def close(self) -> None:
         """Close the connections of this store."""
@@ -170,7 +188,7 @@ class LabelStore(RecordsMixin, ExchangeMixin):
                 yield outer
             return
         engine = self._write_engine if write else self.engine
-        with engine.connect() as conn, conn.begin():
+        with translate_denied(), engine.connect() as conn, conn.begin():
             tx = Tx(conn, _history.next_time())
             self._local.tx = tx
             try:
@@ -243,7 +261,7 @@ class LabelStore(RecordsMixin, ExchangeMixin):
 
     def _current(self, tx: Tx, spec: TableSpec, row_id: Any) -> Mapping[str, Any]:
         rid = _as_id(row_id, f"{spec.name}_id")
-        mapping = _history.fetch(tx.conn, spec, rid)
+        mapping = _history.fetch(tx.conn, spec, rid, hidden=self._hidden.get(spec.name, ()))
         if mapping is None or not self._visible(mapping):
             raise NotFoundError(f"{spec.noun} {rid} does not exist or is not visible to {self.user.username}")
         return mapping

@@ -22,6 +22,11 @@ from pathlib import Path
 __all__ = ["TemporaryPostgres", "postgres_available"]
 
 
+#: pg_hba.conf line making the members of deepepil's group roles log in with SCRAM passwords.
+PASSWORD_HBA_LINE = ("host all +deepepil_clinician,+deepepil_data_scientist,+deepepil_admin "
+                     "127.0.0.1/32 scram-sha-256")
+
+
 def _bin(name: str) -> str | None:
     pg_bin = os.environ.get("PG_BIN")
     if pg_bin and (Path(pg_bin) / name).exists():
@@ -74,6 +79,10 @@ class TemporaryPostgres:
         out = self._run(initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
         if out.returncode:
             raise RuntimeError(f"initdb failed: {out.stderr}")
+        # local logins are trusted, except the members of deepepil's group roles (the per-user
+        # roles of deepepil.labels.authz), who must give their password as in a deployment
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(PASSWORD_HBA_LINE + "\n" + hba.read_text())
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off "
                    f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         out = self._run(pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
