@@ -84,7 +84,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
-    """Create an engine for the resolved URL (SQLite: foreign keys on, WAL, a busy timeout)."""
+    """Create an engine for the resolved URL (SQLite: foreign keys on, WAL, a busy timeout;
+    PostgreSQL: a 5 s connect timeout, connections checked before use)."""
     url = resolve_url(url)
     if is_sqlite(url):
         path = url.split("sqlite:///", 1)[-1]
@@ -94,6 +95,10 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # a server that does not answer (a network partition) is reported after 5 s, not minutes
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("connect_timeout", 5)
+    kwargs["connect_args"] = connect_args
     return sa.create_engine(url, **kwargs)
 
 
