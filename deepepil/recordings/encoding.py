@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from PIL import Image
 
-from deepepil.recordings.framereader import read_frame
+from deepepil.recordings.framereader import read_frame, stored_jpeg
 
 __all__ = ["encode_frame", "frame_to_rgb8", "colorize_depth", "scale_ir", "DEFAULT_DEPTH_RANGE_MM", "DEFAULT_IR_RANGE"]
 
@@ -105,7 +105,8 @@ def encode_frame(
     format : {"jpeg", "png", "webp"}
         Image format; PNG is lossless.
     quality : int
-        JPEG/WebP quality, 1 to 100.
+        JPEG/WebP quality, 1 to 100. A colour frame the store holds as JPEG is returned as
+        stored (its ingest quality), skipping a decode and a re-encode.
     depth_range_mm, ir_range : (low, high), optional
         Display ranges; default: measured at ingest, else the Kinect v2 defaults
         (:data:`DEFAULT_DEPTH_RANGE_MM`, :data:`DEFAULT_IR_RANGE`).
@@ -119,6 +120,8 @@ def encode_frame(
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be from 1 to 100, got {quality}")
+    if format == "jpeg" and stream == "rgb" and (stored := stored_jpeg(dataset, stream, index)) is not None:
+        return stored  # the colour frame as ingested (JPEG): no decode and re-encode
     pixels = frame_to_rgb8(dataset, stream, index, depth_range_mm=depth_range_mm, ir_range=ir_range)
     buf = io.BytesIO()
     image = Image.fromarray(pixels)

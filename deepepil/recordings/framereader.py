@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ class FrameReader:
         self.separator = meta.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/")
         self.index_bytes = 16 * self.frames_per_shard + 4  # (offset, length) uint64 pairs + crc32c
         self.fill_value = meta.get("fill_value", 0)
-        if names == ["deepepil.jpeg"]:
+        self.is_jpeg = names == ["deepepil.jpeg"]
+        if self.is_jpeg:
             self._decode = lambda data: JpegCodec.decode_frames(data, (1, *self.frame_shape))[0]
         elif names in (["bytes", "blosc"], ["deepepil.pred2d", "bytes", "blosc"]):
             endian = config["codecs"][names.index("bytes")].get("configuration", {}).get("endian", "little")
@@ -80,7 +82,8 @@ class FrameReader:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    def _chunk(self, index: int) -> bytes | None:
+        """The stored (encoded) bytes of frame ``index``; None for a frame never written."""
         n = self.shape[0]
         if not -n <= index < n:
             raise IndexError(f"frame index {index} is outside the recording (0 to {n - 1})")
@@ -92,12 +95,32 @@ class FrameReader:
                 f.seek(-self.index_bytes, os.SEEK_END)
                 offset, length = np.frombuffer(f.read(16 * (inner + 1)), dtype="<u8")[-2:].tolist()
                 if offset == _MISSING:
-                    return np.full(self.frame_shape, self.fill_value, dtype=self.dtype)
+                    return None
                 f.seek(offset)
-                data = f.read(length)
+                return f.read(length)
         except FileNotFoundError:
+            return None
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        data = self._chunk(index)
+        if data is None:
             return np.full(self.frame_shape, self.fill_value, dtype=self.dtype)
         return self._decode(data)
+
+    def stored_jpeg(self, index: int) -> bytes | None:
+        """Frame ``index`` as the JPEG file the store holds (no decoding), for a JPEG-coded stream.
+
+        None when the stream is not JPEG-coded or the frame was never written.
+        """
+        if not self.is_jpeg:
+            return None
+        data = self._chunk(index)
+        if data is None:
+            return None
+        count, length = struct.unpack_from("<2I", data, 0)
+        if count != 1:
+            raise ValueError(f"{self.path}: the chunk of frame {index} holds {count} images, expected 1")
+        return data[8 : 8 + length]
 
 
 @functools.lru_cache(maxsize=64)
@@ -108,8 +131,19 @@ def _reader(store_path: str, stream: str) -> FrameReader | None:
         return None
 
 
-def read_frame(ds: xr.Dataset, stream: str, index: int) -> np.ndarray:
-    """Frame ``index`` of ``stream`` as a NumPy array: the fast path when the layout allows, else xarray."""
+def stored_jpeg(ds: xr.Dataset, stream: str, index: int) -> bytes | None:
+    """Frame ``index`` of ``stream`` as the JPEG the store holds, when it is stored as JPEG, else None.
+
+    The display path for RGB: sending the stored JPEG skips a decode and a re-encode (a 1080p
+    frame: tens of ms).
+    """
+    index = check_frame(ds, stream, index)
+    reader = _fast_reader(ds, stream)
+    return reader.stored_jpeg(index) if reader is not None else None
+
+
+def check_frame(ds: xr.Dataset, stream: str, index: int) -> int:
+    """``index`` as a position in ``0..n-1``; KeyError/IndexError naming what exists otherwise."""
     if stream not in ds.data_vars:
         raise KeyError(
             f"recording {ds.attrs.get('name', '')!r} has no stream {stream!r}; it has: "
@@ -118,8 +152,19 @@ def read_frame(ds: xr.Dataset, stream: str, index: int) -> np.ndarray:
     n = ds.sizes["time"]
     if not -n <= index < n:
         raise IndexError(f"frame index {index} is outside the recording (0 to {n - 1})")
+    return index % n
+
+
+def _fast_reader(ds: xr.Dataset, stream: str) -> FrameReader | None:
     path = ds.attrs.get("path")
     reader = _reader(str(path), stream) if path else None
-    if reader is not None and len(reader) == n:
+    return reader if reader is not None and len(reader) == ds.sizes["time"] else None
+
+
+def read_frame(ds: xr.Dataset, stream: str, index: int) -> np.ndarray:
+    """Frame ``index`` of ``stream`` as a NumPy array: the fast path when the layout allows, else xarray."""
+    index = check_frame(ds, stream, index)
+    reader = _fast_reader(ds, stream)
+    if reader is not None:
         return reader[index]
     return np.asarray(ds[stream].isel(time=index).values)

@@ -51,3 +51,26 @@ def test_bad_requests_name_what_is_allowed(tmp_path):
         read_frame(ds, "ir", 5)
     with pytest.raises(KeyError, match="it has: rgb, ir, depth"):
         read_frame(ds, "eeg", 0)
+
+
+def test_rgb_jpeg_for_display_is_the_stored_frame(tmp_path):
+    """encode_frame sends a JPEG-stored colour frame as stored: the same pixels as a full decode."""
+    import io
+
+    from PIL import Image
+
+    from deepepil.recordings.encoding import encode_frame
+    from deepepil.recordings.framereader import stored_jpeg
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8)
+    ir = rng.integers(0, 3000, (3, 24, 32), dtype=np.uint16)
+    src = ArraySource({"rgb": rgb, "ir": ir, "depth": ir}, fps=30.0, path="colour")
+    ds = open_recording(ingest(src, tmp_path, progress=False))
+    for index in (0, -1):
+        data = encode_frame(ds, "rgb", index)
+        assert data == stored_jpeg(ds, "rgb", index)
+        with Image.open(io.BytesIO(data)) as im:
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), read_frame(ds, "rgb", index))
+    assert stored_jpeg(ds, "ir", 0) is None  # not JPEG-coded: encode_frame renders it
+    with pytest.raises(IndexError, match="outside the recording"):
+        stored_jpeg(ds, "rgb", ds.sizes["time"])
