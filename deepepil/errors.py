@@ -7,6 +7,8 @@ still works for :class:`RecordingNotFoundError`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "DeepEpilError",
     "UnknownFormatError",
@@ -24,6 +26,13 @@ __all__ = [
     "SchemaBehindError",
     "AccessDeniedError",
     "ImportFileError",
+    "EmptyLabelsError",
+    "SingleClassError",
+    "MissingStreamError",
+    "ClipTooLongError",
+    "WeightsError",
+    "CorruptWeightsError",
+    "WeightsMismatchError",
 ]
 
 
@@ -131,3 +140,62 @@ class ImportFileError(DeepEpilError, ValueError):
         self.problems = list(problems)
         shown = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{path}: {len(self.problems)} error(s), nothing imported:\n{shown}")
+
+
+# --- the ML pipeline: raised before any training starts ---
+
+
+class EmptyLabelsError(ValidationError):
+    """A label snapshot (or the part of it a dataset selects) has no labels to train on."""
+
+
+class SingleClassError(ValidationError):
+    """The targets of a dataset take only one value: there is nothing to discriminate."""
+
+
+class MissingStreamError(ValidationError, LookupError):
+    """A recording lacks a stream the dataset asks for (or needs for cropping)."""
+
+
+class ClipTooLongError(ValidationError):
+    """A clip spans more frames than a recording has."""
+
+
+class WeightsError(DeepEpilError, ValueError):
+    """A weights file cannot be used; ``path`` names it."""
+
+    def __init__(self, message: str, path: str | None = None):
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class CorruptWeightsError(WeightsError):
+    """A weights file is not a readable PyTorch state dict (truncated, not a checkpoint, ...)."""
+
+
+class WeightsMismatchError(WeightsError):
+    """A weights file does not fit the model: keys missing or unexpected, or shapes that differ.
+
+    Attributes
+    ----------
+    missing : list of str
+        Model parameters the file lacks.
+    unexpected : list of str
+        File entries the model has no place for.
+    mismatched : list of str
+        ``"key: file shape -> model shape"`` for entries whose shapes differ (after inflation).
+    """
+
+    def __init__(self, path: str | None, *, model: str, missing: Sequence[str] = (),
+                 unexpected: Sequence[str] = (), mismatched: Sequence[str] = (), hint: str = ""):
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+        parts = []
+        for title, items in (("shapes differ", self.mismatched), ("missing in the file", self.missing),
+                             ("not in the model", self.unexpected)):
+            if items:
+                shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+                parts.append(f"{title} ({len(items)}): {shown}")
+        message = f"does not fit model {model!r}: " + "; ".join(parts)
+        super().__init__(message + (f". {hint}" if hint else ""), path)
