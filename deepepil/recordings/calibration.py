@@ -8,6 +8,11 @@ A calibration is a JSON-serialisable dict::
      "rgb":   {"width": 1920, "height": 1080, "fx": 1081.37, "fy": 1081.37,
                "cx": 959.5, "cy": 539.5}}
 
+An optional ``"depth_to_rgb": {"rotation": [[...], [...], [...]], "translation_m": [tx, ty, tz]}``
+gives the extrinsics: a point ``p`` (metres) in the depth camera's frame is at ``R @ p + t`` in
+the colour camera's (:mod:`deepepil.recordings.geometry` uses it to colour point clouds from
+RGB; without it the two cameras are taken to share a centre).
+
 The IR image shares the depth camera. Intrinsics differ per device; when a source
 carries none, :func:`default_calibration` gives the documented Kinect v2 values scaled
 to the frame size, and ``"is_default": True`` says so.
