@@ -33,6 +33,9 @@ __all__ = [
     "WeightsError",
     "CorruptWeightsError",
     "WeightsMismatchError",
+    "ConfigError",
+    "ResumeError",
+    "ModelNotFoundError",
 ]
 
 
@@ -199,3 +202,35 @@ class WeightsMismatchError(WeightsError):
                 parts.append(f"{title} ({len(items)}): {shown}")
         message = f"does not fit model {model!r}: " + "; ".join(parts)
         super().__init__(message + (f". {hint}" if hint else ""), path)
+
+
+# --- training, tracking and inference (deepepil.ml.training / tracking / inference) ---
+
+
+class ConfigError(ValidationError):
+    """A training configuration has unknown keys or bad values; nothing was started.
+
+    Attributes
+    ----------
+    section : str
+        Where in the configuration (``""`` for the top level, ``"train"``, ``"data.augment"``, ...).
+    unknown : list of str
+        The keys that are not allowed there.
+    allowed : list of str
+        The keys that are.
+    """
+
+    def __init__(self, message: str, *, section: str = "", unknown: Sequence[str] = (),
+                 allowed: Sequence[str] = ()):
+        self.section = section
+        self.unknown = list(unknown)
+        self.allowed = list(allowed)
+        super().__init__(message)
+
+
+class ResumeError(ValidationError):
+    """A run cannot be resumed: no checkpoint, or the configuration changed since it was written."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model (or no version with that alias) in the MLflow model registry."""

@@ -1,10 +1,12 @@
-"""Machine learning on labelled recordings: clip datasets, patient-grouped splits, video models.
+"""Machine learning on labelled recordings: clip datasets, splits, video models, training, inference.
 
 >>> from deepepil import labels, ml
 >>> snap = labels.connect().snapshot("train-v1")                              # doctest: +SKIP
 >>> ds = ml.ClipDataset.from_database(snap, target="syndrome", streams=("ir", "depth"))
 >>> splits = ml.leave_one_patient_out(ds)
 >>> model = ml.build_model("i3d", num_classes=ds.num_classes, in_channels=ds.in_channels)
+>>> result = ml.train("train.yaml")                  # folds, metrics, MLflow run, registered model
+>>> ml.predict(model="moi-i3d@production", recording_id=7)   # suggestions in the label database
 
 Needs the ``ml`` extra (PyTorch). Names load on first use, so ``import deepepil.ml`` is quick.
 """
@@ -25,6 +27,20 @@ __all__ = [
     "list_models",
     "count_parameters",
     "load_weights",
+    "train",
+    "RunResult",
+    "load_config",
+    "Config",
+    "evaluate",
+    "Evaluation",
+    "predict",
+    "predict_many",
+    "Prediction",
+    "load_registered",
+    "set_alias",
+    "mlflow_server_command",
+    "grad_cam",
+    "save_explanations",
 ]
 
 _EXPORTS = {
@@ -39,6 +55,20 @@ _EXPORTS = {
     "list_models": "deepepil.ml.models",
     "count_parameters": "deepepil.ml.models",
     "load_weights": "deepepil.ml.weights",
+    "train": "deepepil.ml.training",
+    "RunResult": "deepepil.ml.training",
+    "load_config": "deepepil.ml.config",
+    "Config": "deepepil.ml.config",
+    "evaluate": "deepepil.ml.metrics",
+    "Evaluation": "deepepil.ml.metrics",
+    "predict": "deepepil.ml.inference",
+    "predict_many": "deepepil.ml.inference",
+    "Prediction": "deepepil.ml.inference",
+    "load_registered": "deepepil.ml.tracking",
+    "set_alias": "deepepil.ml.tracking",
+    "mlflow_server_command": "deepepil.ml.tracking",
+    "grad_cam": "deepepil.ml.explain",
+    "save_explanations": "deepepil.ml.explain",
 }
 
 

@@ -355,10 +355,10 @@ class ClipDataset(torch.utils.data.Dataset):
         boxes = self._local()["boxes"]
         key = (rec, int(self._start[i]))  # the box of the unjittered clip: found once per process
         if key not in boxes:
-            if "depth" in raw:
+            if "depth" in raw and start == key[1]:
                 depth = raw["depth"][[0, len(raw["depth"]) // 2, -1]]
-            else:
-                frames = clip_frame_indices(start, self.spec.clip_frames, float(self._step[i]))
+            else:  # from the unjittered clip's frames, so the box never depends on which jitter came first
+                frames = clip_frame_indices(key[1], self.spec.clip_frames, float(self._step[i]))
                 depth = self._reader(rec, "depth").read(frames[[0, len(frames) // 2, -1]])
             if len(boxes) >= _BOX_CACHE_ENTRIES:
                 boxes.clear()

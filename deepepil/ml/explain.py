@@ -1,0 +1,158 @@
+"""Explanations: Grad-CAM over space and time for the 3D models, saved as overlays per clip.
+
+>>> from deepepil import ml
+>>> cam = ml.grad_cam(model, clip)                       # (T, H, W) in [0, 1], the clip's grid   # doctest: +SKIP
+>>> table = ml.save_explanations(model, dataset, [0, 5, 9], "explanations/")
+>>> table[["recording", "start_frame", "npz", "png"]]
+
+Grad-CAM (Selvaraju et al. 2017) on the last feature map ``A`` of ``model.features`` (``(F, T',
+H', W')`` for ``i3d`` and ``r2plus1d``): each feature map is weighted by the mean gradient of the
+class score over it, the weighted sum is rectified, scaled to ``[0, 1]`` and upsampled
+(trilinear) to the clip's frames and pixels. It says where *and when* the evidence for a class
+lies.
+
+Per clip, :func:`save_explanations` writes
+
+* ``<stem>.npz``: ``cam`` (float16, ``(T, H, W)`` on the clip's grid), ``frames`` (the source
+  frame index of every clip frame), ``box`` (``y0, y1, x0, x1``: the crop in the depth/IR
+  image's pixels, so the app can place the overlay on the full frame), ``class_index``,
+  ``class_name``, ``score`` (the class probability);
+* ``<stem>.png``: a strip of up to ``max_frames`` clip frames (the first channel, grey) with
+  the map blended over them (``inferno``), for a quick look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deepepil.errors import ValidationError
+
+__all__ = ["grad_cam", "overlay", "save_explanations"]
+
+
+def _head(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    pooled = torch.flatten(model.avgpool(features), 1)
+    return model.fc(model.dropout(pooled) if hasattr(model, "dropout") else pooled)
+
+
+def grad_cam(model: nn.Module, clip: torch.Tensor, class_index: Optional[int] = None) -> np.ndarray:
+    """Grad-CAM of ``clip`` ((C, T, H, W) or (1, C, T, H, W)) for ``class_index`` (default: the predicted class).
+
+    Returns
+    -------
+    ndarray
+        float32 ``(T, H, W)`` in ``[0, 1]`` (all zeros when nothing speaks for the class).
+
+    Raises
+    ------
+    ValidationError
+        A model without a 3D feature map (``cnn2d``: per-frame features have no time axis to explain).
+    """
+    if not hasattr(model, "features") or not hasattr(model, "avgpool") or not hasattr(model, "fc"):
+        name = getattr(model, "config", {}).get("name", type(model).__name__)
+        raise ValidationError(f"Grad-CAM over space and time needs a 3D model with a feature map (i3d, r2plus1d); "
+                              f"{name!r} has none")
+    x = clip.unsqueeze(0) if clip.dim() == 4 else clip
+    if x.dim() != 5 or x.shape[0] != 1:
+        raise ValidationError(f"clip must be (C, T, H, W) or (1, C, T, H, W), got {tuple(clip.shape)}")
+    param = next(model.parameters())
+    x = x.to(param.device, param.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            features = model.features(x)
+            if features.dim() != 5:
+                raise ValidationError(f"Grad-CAM needs a (N, F, T, H, W) feature map; the model gives "
+                                      f"{tuple(features.shape)}")
+            features.retain_grad()
+            logits = _head(model, features)
+            k = int(logits.argmax(1)) if class_index is None else int(class_index)
+            if not 0 <= k < logits.shape[1]:
+                raise ValidationError(f"class_index must be from 0 to {logits.shape[1] - 1}, got {class_index}")
+            model.zero_grad(set_to_none=True)
+            logits[0, k].backward()
+        weights = features.grad.mean(dim=(2, 3, 4), keepdim=True)
+        cam = torch.relu((weights * features).sum(1, keepdim=True)).detach()
+        cam = torch.nn.functional.interpolate(cam, size=tuple(x.shape[2:]), mode="trilinear", align_corners=False)
+        cam = cam[0, 0]
+        top = float(cam.max())
+        cam = cam / top if top > 0 else torch.zeros_like(cam)
+        return cam.float().cpu().numpy()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+
+
+def overlay(frames: np.ndarray, cam: np.ndarray, *, alpha: float = 0.45, cmap: str = "inferno") -> np.ndarray:
+    """Blend ``cam`` ((T, H, W) in [0, 1]) over grey ``frames`` ((T, H, W), any range): uint8 (T, H, W, 3)."""
+    from matplotlib import colormaps
+
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.shape != cam.shape:
+        raise ValidationError(f"frames {frames.shape} and cam {cam.shape} differ in shape")
+    lo, hi = float(frames.min()), float(frames.max())
+    grey = (frames - lo) / (hi - lo) if hi > lo else np.zeros_like(frames)
+    heat = colormaps[cmap](np.clip(cam, 0, 1))[..., :3]
+    mixed = (1 - alpha * cam[..., None]) * grey[..., None] + alpha * cam[..., None] * heat
+    return (np.clip(mixed, 0, 1) * 255).round().astype(np.uint8)
+
+
+def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], out_dir: Union[str, Path], *,
+                      class_index: Optional[int] = None, max_frames: int = 8) -> pd.DataFrame:
+    """Grad-CAM of clips ``indices`` of a :class:`~deepepil.ml.ClipDataset`, written per clip to ``out_dir``.
+
+    Returns
+    -------
+    DataFrame
+        One row per clip: ``clip``, ``recording``, ``start_frame``, ``end_frame``, ``class_name``,
+        ``score``, ``npz``, ``png`` (see the module docstring for the files).
+    """
+    from PIL import Image
+
+    from deepepil.ml.clips import clip_frame_indices
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plain = dataset.subset(np.arange(len(dataset)))  # never augmented
+    rows = []
+    for i in indices:
+        i = int(i)
+        clip, _ = plain[i]
+        cam = grad_cam(model, clip, class_index)
+        with torch.no_grad():
+            prob = torch.softmax(model(clip.unsqueeze(0).to(next(model.parameters()).device)).float(), 1)[0].cpu()
+        k = int(prob.argmax()) if class_index is None else int(class_index)
+        row = plain.index.iloc[i]
+        frames = clip_frame_indices(int(row.start_frame), plain.spec.clip_frames, float(row.frame_step))
+        box = _box(plain, i)
+        stem = f"{row.recording}_{int(row.start_frame):06d}_{plain.classes[k]}".replace(" ", "-").replace("/", "-")
+        npz = out / f"{stem}.npz"
+        np.savez_compressed(npz, cam=cam.astype(np.float16), frames=frames, box=np.asarray(box, np.float32),
+                            class_index=k, class_name=plain.classes[k], score=float(prob[k]))
+        pick = np.unique(np.linspace(0, cam.shape[0] - 1, min(max_frames, cam.shape[0])).round().astype(int))
+        strip = overlay(clip[0].numpy()[pick], cam[pick])
+        png = out / f"{stem}.png"
+        Image.fromarray(np.concatenate(list(strip), axis=1)).save(png)
+        rows.append({"clip": i, "recording": row.recording, "start_frame": int(row.start_frame),
+                     "end_frame": int(row.end_frame), "class_name": plain.classes[k], "score": float(prob[k]),
+                     "npz": str(npz), "png": str(png)})
+    return pd.DataFrame(rows)
+
+
+def _box(ds: Any, i: int) -> tuple[float, float, float, float]:
+    """The crop of clip ``i`` in the depth/IR image (``y0, y1, x0, x1``), as the dataset cut it."""
+    raw = ds.read_raw(i)
+    hw = next((raw[s].shape[1:3] for s in ("ir", "depth") if s in raw), None)
+    if hw is None:
+        cal = ds._attrs[int(ds._rec[i])].get("calibration") or {}
+        hw = (int(cal.get("depth", {}).get("height", 424)), int(cal.get("depth", {}).get("width", 512)))
+    box = ds._box(i, int(ds._start[i]), raw, hw)
+    return (float(box.y0), float(box.y1), float(box.x0), float(box.x1))
