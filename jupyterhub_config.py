@@ -1,13 +1,19 @@
-"""JupyterHub deployment config for DeepEpil (thin: values from the environment, classes from hub/).
+"""JupyterHub deployment config for DeepEpil: values from the environment, classes from hub/.
 
-The hub itself is built by a later issue; until then ``./dev demo`` runs a single JupyterLab.
+    jupyterhub -f jupyterhub_config.py
+
+Every setting is an environment variable (DEEPEPIL_HUB_PORT, DEEPEPIL_DB_OWNER_URL,
+DEEPEPIL_AUTHENTICATOR, ...): see docs/hub.md, or hub/settings.py. Settings of a chosen
+authenticator (LDAP server, OAuth client) go into the file named by DEEPEPIL_HUB_EXTRA_CONFIG.
+`deepepil demo` runs this file with a demo environment.
 """
 
-import os
+from hub.config import configure
+from hub.settings import HubSettings
 
 c = get_config()  # noqa: F821 -- provided by JupyterHub when it loads this file
 
-c.JupyterHub.ip = os.environ.get("DEEPEPIL_HUB_IP", "127.0.0.1")
-c.JupyterHub.port = int(os.environ.get("DEEPEPIL_HUB_PORT", "8000"))
-c.Spawner.default_url = "/lab/tree/notebooks/explore.ipynb"
-c.Spawner.environment = {"DEEPEPIL_STORE": os.environ.get("DEEPEPIL_STORE", "/srv/deepepil/store")}
+settings = HubSettings.from_env()
+configure(c, settings)
+if settings.extra_config is not None:
+    load_subconfig(str(settings.extra_config))  # noqa: F821 -- provided by JupyterHub (traitlets)

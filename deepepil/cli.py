@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from deepepil.ml.cli import add_parser as add_ml_commands
+
 __all__ = ["main", "build_parser"]
 
 DATABASE_URL_ENV = "DEEPEPIL_DATABASE_URL"
@@ -247,9 +249,72 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from deepepil.demo import run_demo
 
     return run_demo(
-        Path(args.dir), port=args.port, patients=args.patients, seconds=args.seconds,
-        size=args.size, open_lab=not args.no_lab,
+        Path(args.dir), port=args.port or (8888 if args.lab else 8000), patients=args.patients,
+        seconds=args.seconds, size=args.size, start=not args.no_start, lab=args.lab,
     )
+
+
+def _hub_db_url(args: argparse.Namespace) -> str:
+    from hub.settings import hub_db_url_from_env
+
+    return args.hub_db or hub_db_url_from_env()
+
+
+def _cmd_admin_hub(args: argparse.Namespace) -> int:
+    """The hub-side admin commands: approve, accounts, credentials."""
+    from hub import accounts
+
+    if args.admin_command == "accounts":
+        rows = accounts.list_accounts(hub_db_url=_hub_db_url(args))
+        for name, approved in rows:
+            print(f"{name:<32} {'approved' if approved else 'waiting for approval'}")
+        if not rows:
+            print("no hub accounts (people sign up at /hub/signup)")
+        return 0
+    if args.admin_command == "approve":
+        if args.clinic and not args.role:
+            raise SystemExit("error: --clinic goes with --role (to register the user in the label database)")
+        try:
+            new = accounts.approve_account(args.username, hub_db_url=_hub_db_url(args))
+        except LookupError as exc:
+            from deepepil.errors import NotFoundError
+
+            raise NotFoundError(str(exc)) from None
+        name = accounts.normalize_username(args.username)
+        print(f"hub account {name!r} {'approved: it can log in now' if new else 'was approved already'}")
+        if args.role:
+            from deepepil.labels import admin
+
+            with _database_errors(args.url):
+                user_id = admin.add_user(name, args.role, args.clinic, url=args.url)
+            where = f" of clinic {args.clinic!r}" if args.clinic else ""
+            print(f"added user {name!r} as {args.role}{where} to the label database (id {user_id})")
+        return 0
+    if args.admin_command == "credentials":
+        return _cmd_admin_credentials(args)
+    raise AssertionError(args.admin_command)
+
+
+def _cmd_admin_credentials(args: argparse.Namespace) -> int:
+    import os
+
+    from deepepil.errors import ValidationError
+
+    owner = args.url or os.environ.get("DEEPEPIL_DB_OWNER_URL")
+    if not owner:
+        raise ValidationError(
+            "credentials are issued with the database owner's URL: give --url OWNER_URL or set "
+            "DEEPEPIL_DB_OWNER_URL (PostgreSQL only; SQLite has no per-user roles)"
+        )
+    from deepepil.labels.authz import issue_credentials
+
+    with _database_errors(owner):
+        url = issue_credentials(args.username, url=owner)
+    print(url if args.show else _safe_url(url))
+    if not args.show:
+        print(f"issued a fresh password for {args.username!r} (hidden; --show prints the full URL). Their "
+              f"running server's password no longer works for new connections: restart it from the hub")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,14 +374,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_readers)
 
     _add_database_commands(sub)
+    add_ml_commands(sub)  # train, predict
 
-    p = sub.add_parser("demo", help="generate and ingest a synthetic cohort, then start JupyterLab")
+    p = sub.add_parser("demo", help="a local JupyterHub with a synthetic cohort, two clinics and demo accounts")
     p.add_argument("--dir", default="demo-data", help="working folder (default ./demo-data)")
-    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--port", type=int, help="public port (default 8000; 8888 with --lab)")
     p.add_argument("--patients", type=int, default=4)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--size", choices=("tiny", "small", "full"), default="small")
-    p.add_argument("--no-lab", action="store_true", help="prepare the data but do not start JupyterLab")
+    p.add_argument("--lab", action="store_true", help="a single JupyterLab instead of the hub (no accounts)")
+    p.add_argument("--no-start", "--no-lab", dest="no_start", action="store_true",
+                   help="prepare data, label database and accounts, but start nothing")
     p.set_defaults(func=_cmd_demo)
     return parser
 
@@ -363,6 +431,25 @@ def _add_database_commands(sub: Any) -> None:
     for p in admin.choices.values():
         _url_option(p)
         p.set_defaults(func=_cmd_admin)
+
+    hub_db_help = ("the hub's database (default $DEEPEPIL_HUB_DB_URL, else jupyterhub.sqlite in "
+                   "$DEEPEPIL_HUB_STATE_DIR or the current folder)")
+    p = admin.add_parser("approve", help="approve a hub sign-up (NativeAuthenticator) so it can log in")
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument("--hub-db", metavar="URL", help=hub_db_help)
+    p.add_argument("--role", help="also register the user in the label database: clinician, data_scientist "
+                                  "or admin")
+    p.add_argument("--clinic", metavar="NAME", help="with --role clinician: the user's clinic")
+    p.add_argument("--url", help="label database for --role (default $DEEPEPIL_DATABASE_URL)")
+    p.set_defaults(func=_cmd_admin_hub)
+    p = admin.add_parser("accounts", help="list the hub accounts and whether they are approved")
+    p.add_argument("--hub-db", metavar="URL", help=hub_db_help)
+    p.set_defaults(func=_cmd_admin_hub)
+    p = admin.add_parser("credentials", help="issue a user's PostgreSQL credentials (operators; a debugging aid)")
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument("--url", help="the database owner's URL (default $DEEPEPIL_DB_OWNER_URL)")
+    p.add_argument("--show", action="store_true", help="print the URL with its password")
+    p.set_defaults(func=_cmd_admin_hub)
 
     cat = sub.add_parser("catalog", help="the recording catalog of the label database").add_subparsers(
         dest="catalog_command", required=True, metavar="CATALOG_COMMAND")

@@ -33,3 +33,44 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'labels.sqlite'}"
     return request.getfixturevalue("postgres_cluster").create_database()
+
+
+@pytest.fixture(scope="session")
+def password_logins(postgres_cluster) -> None:
+    """The deepepil group roles exist, and their members must give their password (SCRAM).
+
+    TemporaryPostgres writes that pg_hba.conf line (the rest of the cluster trusts local
+    logins); this checks that a wrong password is refused, as in a deployment.
+    """
+    import time
+
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from deepepil.labels.schema import upgrade
+    from deepepil.testing.postgres import PASSWORD_HBA_LINE
+
+    assert PASSWORD_HBA_LINE in (postgres_cluster.data / "pg_hba.conf").read_text()
+    owner = sa.create_engine(postgres_cluster.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    probe = sa.create_engine(postgres_cluster.url(user="deepepil_password_probe", password="wrong"),
+                             poolclass=NullPool)
+    try:
+        with owner.connect() as conn:
+            if conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'deepepil_clinician'")).first() is None:
+                upgrade(postgres_cluster.create_database())  # migration 0003 creates the group roles
+            conn.execute(sa.text("DROP ROLE IF EXISTS deepepil_password_probe"))
+            conn.execute(sa.text("CREATE ROLE deepepil_password_probe LOGIN IN ROLE deepepil_clinician"))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with probe.connect():
+                    pass
+            except sa.exc.OperationalError:
+                break
+            assert time.monotonic() < deadline, "members of the deepepil roles log in without their password"
+            time.sleep(0.05)
+    finally:
+        with owner.connect() as conn:
+            conn.execute(sa.text("DROP ROLE IF EXISTS deepepil_password_probe"))
+        owner.dispose()
+        probe.dispose()

@@ -84,12 +84,16 @@ def test_readme_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
     assert test in ci, f"CI must call the README's test command {test!r}"
 
 
-def test_hub_and_widgets_are_not_installed_as_top_level_packages():
+def test_hub_is_installed_from_this_repository_and_widgets_only_inside_deepepil():
+    """jupyterhub_config.py and `deepepil admin approve` import the `hub` package; the widget
+    sources ship as deepepil/ui/assets, never as a top-level `widgets` package."""
     out = subprocess.run(
-        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('hub'), u.find_spec('widgets'))"],
+        [sys.executable, "-c", "import importlib.util as u, hub; print(list(hub.__path__)[0]); print(u.find_spec('widgets'))"],
         capture_output=True, text=True, cwd="/", check=True,
     )
-    assert out.stdout.strip() == "None None"
+    hub_path, widgets = out.stdout.split()
+    assert Path(hub_path).resolve() == (ROOT / "hub").resolve()
+    assert widgets == "None"
 
 
 def test_console_script_runs():

@@ -2,14 +2,13 @@
 
 Every check runs as a real ordinary (non-superuser) role obtained through ``issue_credentials``,
 with raw SQL where a user's kernel could send any statement. The session cluster trusts local
-logins; the ``password_auth`` fixture makes the deepepil group roles' members log in with
-SCRAM passwords, as a deployment's pg_hba.conf does (docs/security.md).
+logins but the members of the deepepil group roles, who log in with
+SCRAM passwords as in a deployment (the ``password_logins`` fixture checks it; docs/security.md).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import time
 
 import pandas as pd
 import pytest
@@ -19,44 +18,10 @@ from sqlalchemy.pool import NullPool
 from deepepil.errors import AccessDeniedError, NotFoundError, ValidationError
 from deepepil.labels import admin, authz, schema
 from deepepil.labels.service import connect
-from deepepil.testing.postgres import PASSWORD_HBA_LINE
 
 PG = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 GROUPS = ("deepepil_clinician", "deepepil_data_scientist", "deepepil_admin")
-HBA_LINE = PASSWORD_HBA_LINE
 DENIED = "42501"  # insufficient_privilege: privileges, row-level security, the revision trigger
-
-
-@pytest.fixture(scope="session")
-def password_auth(postgres_cluster, _postgres_template):
-    """Members of the deepepil group roles must give their password (SCRAM) on 127.0.0.1.
-
-    TemporaryPostgres writes that line; this adds it to a cluster started without it.
-    """
-    hba = postgres_cluster.data / "pg_hba.conf"
-    text = hba.read_text()
-    owner = sa.create_engine(postgres_cluster.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    probe = sa.create_engine(postgres_cluster.url(user="deepepil_hba_probe", password="wrong"), poolclass=NullPool)
-    with owner.connect() as conn:
-        if HBA_LINE not in text:
-            hba.write_text(f"{HBA_LINE}\n{text}")
-            conn.execute(sa.text("SELECT pg_reload_conf()"))
-        conn.execute(sa.text("CREATE ROLE deepepil_hba_probe LOGIN IN ROLE deepepil_clinician"))
-    deadline = time.monotonic() + 10
-    try:
-        while True:  # a reload is asynchronous: wait until a wrong password is refused
-            try:
-                with probe.connect():
-                    pass
-            except sa.exc.OperationalError:
-                break
-            assert time.monotonic() < deadline, "members of the deepepil roles log in without their password"
-            time.sleep(0.05)
-    finally:
-        with owner.connect() as conn:
-            conn.execute(sa.text("DROP ROLE deepepil_hba_probe"))
-        owner.dispose()
-        probe.dispose()
 
 
 class Sql:
@@ -89,7 +54,7 @@ class Sql:
 
 
 @pytest.fixture
-def world(label_db, open_store, password_auth):
+def world(label_db, open_store, password_logins):
     """Labels in both clinics (written as the owner), and the users' credentials."""
     ann, carl, dan = open_store("ann"), open_store("carl"), open_store("dan")
     ids = {}
@@ -126,7 +91,7 @@ def test_role_names_are_deterministic_safe_identifiers_and_distinct():
 
 
 @PG
-def test_issue_credentials_gives_a_login_in_exactly_its_group(label_db, password_auth):
+def test_issue_credentials_gives_a_login_in_exactly_its_group(label_db, password_logins):
     url = authz.issue_credentials("ann", url=label_db.url)
     parsed, owner = sa.engine.make_url(url), sa.engine.make_url(label_db.url)
     assert parsed.drivername == "postgresql+psycopg2" and parsed.username == "deepepil_u_ann"
@@ -149,7 +114,7 @@ def test_issue_credentials_gives_a_login_in_exactly_its_group(label_db, password
 
 
 @PG
-def test_a_fresh_password_per_call_invalidates_the_old_one_and_revoke_stops_login(label_db, password_auth):
+def test_a_fresh_password_per_call_invalidates_the_old_one_and_revoke_stops_login(label_db, password_logins):
     first = authz.issue_credentials("bea", url=label_db.url)
     second = authz.issue_credentials("bea", url=label_db.url)
     assert sa.engine.make_url(first).password != sa.engine.make_url(second).password
@@ -169,7 +134,7 @@ def test_a_fresh_password_per_call_invalidates_the_old_one_and_revoke_stops_logi
 
 
 @PG
-def test_concurrent_spawns_each_get_working_credentials(label_db, password_auth):
+def test_concurrent_spawns_each_get_working_credentials(label_db, password_logins):
     names = [f"user{i}" for i in range(8)]
     for name in names:
         admin.add_user(name, "clinician", "North", url=label_db.url)
@@ -200,7 +165,7 @@ def test_credentials_only_for_registered_active_users_on_postgresql(label_db, tm
 
 
 @PG
-def test_odd_user_names_get_working_roles(label_db, password_auth):
+def test_odd_user_names_get_working_roles(label_db, password_logins):
     name = "O'Neil \"x\"; DROP TABLE moi; --@Clinic"
     admin.add_user(name, "clinician", "North", url=label_db.url)
     url = authz.issue_credentials(name, url=label_db.url)
