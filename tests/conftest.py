@@ -74,3 +74,23 @@ def password_logins(postgres_cluster) -> None:
             conn.execute(sa.text("DROP ROLE IF EXISTS deepepil_password_probe"))
         owner.dispose()
         probe.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The system Chromium, headless, one per test process.
+
+    One Playwright instance per process: the sync API refuses a second one while the first
+    runs, so every browser test (tests/browser, tests/hub) shares this one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    from deepepil.testing.browser import launch_chromium
+
+    with sync_playwright() as playwright:
+        try:
+            chromium = launch_chromium(playwright)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        yield chromium
+        chromium.close()

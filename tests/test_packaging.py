@@ -99,3 +99,9 @@ def test_hub_is_installed_from_this_repository_and_widgets_only_inside_deepepil(
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "deepepil.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("deepepil ")
+
+
+def test_test_modules_have_unique_names():
+    """tests/ folders are not packages, so pytest imports test modules by their file name."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})

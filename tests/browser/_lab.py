@@ -36,10 +36,6 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NOTEBOOKS = ROOT / "notebooks"
 
 #: Chromium flags: headless, no sandbox (containers, root), nothing fetched from the network.
-CHROMIUM_ARGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-)
 VIEWPORT = {"width": 1600, "height": 1000}
 
 CLINICIAN = "clinician"
@@ -243,22 +239,6 @@ class LabServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def chromium_path() -> str:
-    """The Chromium binary: ``$DEEPEPIL_CHROMIUM``, else ``/usr/bin/chromium``."""
-    path = os.environ.get("DEEPEPIL_CHROMIUM", "/usr/bin/chromium")
-    if not (Path(path).is_file() and os.access(path, os.X_OK)):
-        raise RuntimeError(
-            f"Chromium not found at {path}: install it (`./dev` does, with apt-get install chromium) "
-            f"or set DEEPEPIL_CHROMIUM to the browser's executable"
-        )
-    return path
-
-
-def launch_chromium(playwright: Any) -> Any:
-    """Start the system Chromium, headless, through a Playwright instance."""
-    return playwright.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_ARGS), headless=True)
 
 
 # --- JupyterLab, driven through window.jupyterapp --------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from _lab import (ARTIFACTS, CLINICIAN, NOTEBOOKS, VIEWPORT, Cohort, LabelIds, LabServer, build_store,
-                   launch_chromium, populate_label_db)
+                   populate_label_db)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -83,20 +83,6 @@ def lab(start_lab, label_template, tmp_path_factory) -> Lab:
     copy = tmp_path_factory.mktemp("labels") / "labels.sqlite"
     shutil.copyfile(template, copy)
     return start_lab(f"sqlite:///{copy}", ids)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """The system Chromium (``$DEEPEPIL_CHROMIUM`` or ``/usr/bin/chromium``), headless."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        try:
-            chromium = launch_chromium(playwright)
-        except RuntimeError as exc:
-            pytest.fail(str(exc))
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

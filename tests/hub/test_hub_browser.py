@@ -6,7 +6,6 @@ real hub. A screenshot of the labeling app is kept in ``test-artifacts/hub/``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ import pytest
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "hub"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 @pytest.fixture(scope="module")
 def hub(start_hub):
@@ -23,18 +20,13 @@ def hub(start_hub):
 
 
 @pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    chromium = os.environ.get("DEEPEPIL_CHROMIUM", "/usr/bin/chromium")
-    if not os.access(chromium, os.X_OK):
-        pytest.fail(f"Chromium not found at {chromium}: install it (./dev does) or set DEEPEPIL_CHROMIUM")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1600, "height": 1000})
-        finally:
-            browser.close()
+def page(browser):
+    """A fresh browser context (no cookies) in the session's Chromium."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def test_a_clinician_logs_in_and_sees_her_clinics_recordings_in_the_labeling_app(hub, page):

@@ -9,6 +9,7 @@ would, and the pod manifest KubeSpawner would send to Kubernetes is checked.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,9 @@ def pod_for(values: dict, profile: str | None):
         # the JSON KubeSpawner would send to the Kubernetes API
         return spawner, ApiClient().sanitize_for_serialization(pod)
 
-    return asyncio.run(build())
+    # in a thread of its own: a Playwright session of another test may run a loop in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, build()).result()
 
 
 def test_the_default_profile_is_a_cpu_server_with_the_store_read_only(values):

@@ -70,6 +70,12 @@ def make_labelled(url: str, store_dir: Path, patients: int = 4, seconds: float =
     return ids, truths
 
 
+@pytest.fixture(name="make_labelled")
+def make_labelled_fixture():
+    """:func:`make_labelled`, for tests that build a cohort of their own."""
+    return make_labelled
+
+
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory) -> Cohort:
     root = tmp_path_factory.mktemp("ml-cohort")

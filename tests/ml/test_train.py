@@ -269,12 +269,9 @@ def test_corrupt_or_mismatched_weights(work):
     assert _nothing_started(bad)
 
 
-def test_missing_stream(cohort, tmp_path):
-    import sys
-
+def test_missing_stream(make_labelled, tmp_path):
     from deepepil.labels import connect
 
-    make_labelled = sys.modules[type(cohort).__module__].make_labelled  # tests/ml/conftest.py
     url = f"sqlite:///{tmp_path / 'labels.sqlite'}"
     make_labelled(url, tmp_path / "store", patients=2, seconds=1.0, streams=("ir",))  # no depth stream
     with connect(url, user="root") as store:
