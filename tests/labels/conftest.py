@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from deepepil.labels import schema
 from deepepil.labels.db import make_engine
-from deepepil.labels.models import AppUser, Clinic, Patient, Recording, Role
+from deepepil.labels.models import Patient, Recording
+from deepepil.testing.labels import add_clinics_and_users
 
 FPS = 30.0
 NUM_FRAMES = 300
@@ -46,16 +47,8 @@ def _populate(url: str) -> dict[str, int]:
     engine = make_engine(url)
     try:
         with Session(engine) as session, session.begin():
-            north, south = Clinic(name="North"), Clinic(name="South")
-            session.add_all([north, south])
-            session.flush()
-            session.add_all([
-                AppUser(username="ann", role=Role.clinician, clinic_id=north.id),
-                AppUser(username="bea", role=Role.clinician, clinic_id=north.id),
-                AppUser(username="carl", role=Role.clinician, clinic_id=south.id),
-                AppUser(username="dan", role=Role.data_scientist),
-                AppUser(username="root", role=Role.admin),
-            ])
+            clinics = add_clinics_and_users(session)
+            north, south = clinics["North"], clinics["South"]
             ids = {"north": north.id, "south": south.id}
             for key, clinic in (("rec", north), ("rec_south", south)):
                 patient = Patient(code=f"SYN-{key.upper().replace('_', '-')}", clinic_id=clinic.id)

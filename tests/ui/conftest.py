@@ -26,12 +26,10 @@ from typing import Any, Optional
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 import deepepil
-from deepepil.labels import catalog, schema
-from deepepil.labels.db import make_engine
-from deepepil.labels.models import AppUser, Clinic, Role
+from deepepil.labels import catalog
+from deepepil.testing.labels import upgrade_with_clinics_and_users
 
 SECONDS = 2.0
 N_FRAMES = 60
@@ -71,22 +69,7 @@ def tiny_stores(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _populate(url: str, stores: tuple[Path, Path]) -> dict[str, Any]:
-    schema.upgrade(url)
-    engine = make_engine(url)
-    try:
-        with Session(engine) as session, session.begin():
-            north, south = Clinic(name="North"), Clinic(name="South")
-            session.add_all([north, south])
-            session.flush()
-            session.add_all([
-                AppUser(username="ann", role=Role.clinician, clinic_id=north.id),
-                AppUser(username="bea", role=Role.clinician, clinic_id=north.id),
-                AppUser(username="carl", role=Role.clinician, clinic_id=south.id),
-                AppUser(username="dan", role=Role.data_scientist),
-                AppUser(username="root", role=Role.admin),
-            ])
-    finally:
-        engine.dispose()
+    upgrade_with_clinics_and_users(url)
     rec = catalog.register_recording(stores[0], "North", "SYN-NORTH1", url, user="root")
     rec_south = catalog.register_recording(stores[1], "South", "SYN-SOUTH1", url, user="root")
     from deepepil.labels.service import connect

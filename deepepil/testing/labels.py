@@ -1,0 +1,44 @@
+"""The label database the tests start from: clinics North and South and one user of each kind."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from deepepil.labels import schema
+from deepepil.labels.db import make_engine
+from deepepil.labels.models import AppUser, Clinic, Role
+
+__all__ = ["TEST_USERS", "add_clinics_and_users", "upgrade_with_clinics_and_users"]
+
+#: username -> (role, clinic name or None)
+TEST_USERS: dict[str, tuple[Role, str | None]] = {
+    "ann": (Role.clinician, "North"),
+    "bea": (Role.clinician, "North"),
+    "carl": (Role.clinician, "South"),
+    "dan": (Role.data_scientist, None),
+    "root": (Role.admin, None),
+}
+
+
+def add_clinics_and_users(session: Session) -> dict[str, Clinic]:
+    """Add clinics North and South and :data:`TEST_USERS` in ``session``; return the clinics by name."""
+    clinics = {name: Clinic(name=name) for name in ("North", "South")}
+    session.add_all(clinics.values())
+    session.flush()
+    session.add_all(
+        AppUser(username=name, role=role, clinic_id=clinics[clinic].id if clinic else None)
+        for name, (role, clinic) in TEST_USERS.items()
+    )
+    session.flush()
+    return clinics
+
+
+def upgrade_with_clinics_and_users(url: str) -> dict[str, int]:
+    """Create the schema at ``url`` and add the clinics and users; return the clinic ids by name."""
+    schema.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            return {name: clinic.id for name, clinic in add_clinics_and_users(session).items()}
+    finally:
+        engine.dispose()
