@@ -2,7 +2,7 @@
 
     python bench/bench_loader.py                        # about 2-3 minutes on 2 cores
     python bench/bench_loader.py --quick                # a smoke run (under a minute)
-    python bench/bench_loader.py --out docs/_bench_ml.md
+    python bench/bench_loader.py --out OUT.md     # results go into docs/benchmarks.md
 
 The first run renders a full-size synthetic recording (IR and depth 512x424, 30 fps),
 ingests it and encodes its IR frames to H.264 MP4s, cached in ``.bench-data/loader/``.
