@@ -10,7 +10,7 @@ otherwise pick: an HTML5 ``<video>`` element playing an H.264 MP4 of the same IR
 IR display mapping of ``encode_frame``, libx264 crf 18, yuv420p; GOP 250 as ffmpeg's
 default, and GOP 30 as an editing-friendly encode).
 
-    python bench/bench_ui.py              # full-size data; writes docs/_bench_ui.md
+    python bench/bench_ui.py              # full-size data; results go into docs/benchmarks.md
     python bench/bench_ui.py --quick      # small 20 s recording, fewer seeks
 
 Frames displayed per second: distinct frames put on screen per second of wall-clock time
@@ -41,7 +41,7 @@ from _lab import NOTEBOOKS, VIEWPORT, LabServer, launch_chromium, open_lab  # no
 from _measure import Table, Target, machine  # noqa: E402
 
 UI_CACHE = ROOT / ".bench-data" / "ui"
-OUT_MD = ROOT / "docs" / "_bench_ui.md"
+OUT_MD = ROOT / ".bench-data" / "results" / "bench_ui.md"
 PLAY_SECONDS = 8.0
 BASELINE_GOPS = (250, 30)
 
@@ -403,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                       n_seeks=n_seeks, play_seconds=play_seconds, n_mois=args.mois, ir_size=ir_size,
                       minutes=(time.monotonic() - t_start) / 60, waited=waited)
     print(markdown)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown)
     print(f"written to {args.out}")
     return 0
@@ -478,7 +479,11 @@ def report(results: dict[str, Any], facts: dict[str, str], cpu: dict[str, float]
     ir1 = results[("play", "ir", 1.0)]["fps"]["ir"]
     seek95 = pct(base, 95)
     targets = Table("Targets", ["target", "measured", "wanted", ""])
-    for t in (Target("IR frames displayed per second at 1x", f"{ir1:.1f}/s", ">= 30/s", ir1 >= 29.5),
+    ir1_skipped = results[("play", "ir", 1.0)]["skipped"].get("ir", 0)
+    # a 30 fps recording at 1x cannot show more than 30 frames/s: the target is every frame shown
+    for t in (Target("IR frames displayed per second at 1x (30 fps recording)",
+                     f"{ir1:.1f}/s, {ir1_skipped} skipped", ">= 30/s: every frame",
+                     ir1_skipped == 0 and ir1 >= 29.5),
               Target("seek-to-display p95 (IR)", f"{seek95:.0f} ms", "<= 100 ms", seek95 <= 100),
               Target(f"timeline redraw with {n_mois} MOIs, p95", f"{max(pct(fit, 95), pct(zoomed, 95)):.1f} ms",
                      "<= 16 ms (one frame at 60 Hz)", max(pct(fit, 95), pct(zoomed, 95)) <= 16)):

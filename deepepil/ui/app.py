@@ -314,8 +314,8 @@ class LabelingApp(anywidget.AnyWidget):
         error = error_json(exc)
         if error["kind"] == "error" and isinstance(exc, DeepEpilError):
             error["message"] = str(exc)
-        if error["kind"] == "offline":
-            error["message"] = f"{doing}: {error['message']}"
+        if error["kind"] == "offline":  # the driver's text (host, port, database) is in the kernel's log only
+            error["message"] = f"{doing}: the label database cannot be reached."
         return {"kind": error["kind"], "message": error["message"]}
 
     def _require_store(self) -> Any:

@@ -148,10 +148,27 @@ def is_offline(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
-def _offline_message(exc: BaseException) -> str:
+#: What the clinician is told when the database cannot be reached (the driver's text, with host, port and
+#: database name, goes to the kernel's log only: see :func:`_offline_detail`).
+OFFLINE_TEXT = "The label database cannot be reached"
+
+
+def _offline_detail(exc: BaseException) -> str:
+    """The driver's first line about an unreachable database, for the kernel's log (never the UI)."""
     orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-    return f"the label database cannot be reached ({first})"
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _offline_message(exc: BaseException) -> str:
+    log.warning("deepepil: the label database cannot be reached: %s", _offline_detail(exc))
+    return OFFLINE_TEXT
+
+
+def _iso(value: Any) -> Optional[str]:
+    """A timestamp as ISO 8601 text (None stays None)."""
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -176,6 +193,8 @@ def error_json(exc: BaseException) -> dict[str, Any]:
         table = _table_of_row(exc.current)
         current = row_json(table, exc.current)
         current["deleted"] = _deleted(exc.current)
+        current["updated_at"] = _iso(exc.current.get("updated_at"))
+        current["updated_by"] = None  # filled in by LabelSession (it knows the database)
     if kind == "offline":
         message = _offline_message(exc)
     elif kind == "error":
@@ -329,7 +348,7 @@ class LabelSession:
             since = f"{self._offline_since:%H:%M:%S}" if self._offline_since else ""
             kept = (f"; {self.pending} change(s) kept, not saved yet, retrying" if self.pending
                     else "; changes cannot be saved until it is back")
-            state, message = "offline", f"{self._offline_reason} since {since}{kept}"
+            state, message = "offline", f"{self._offline_reason} since {since}{kept}."
         else:
             state, message = self._state, self._message
         return {"state": state, "message": message, "pending": self.pending,
@@ -344,12 +363,14 @@ class LabelSession:
         if first:
             self._offline_since = dt.datetime.now()
             self._backoff_seconds = _BACKOFF_SECONDS[0]
-        self._offline_reason = _offline_message(exc)
+        if first:
+            self._offline_reason = _offline_message(exc)  # logs the driver's text
+        else:
+            log.debug("deepepil: the label database is still unreachable: %s", _offline_detail(exc))
         self._emit("status", self.status)
         if first:
-            self._emit("notify", {"level": "error", "text": f"{self._offline_reason[0].upper()}"
-                                                            f"{self._offline_reason[1:]}. Edits are kept and "
-                                                            f"saved when it is back; none is shown as saved before."})
+            self._emit("notify", {"level": "error", "text": f"{self._offline_reason}. Your changes are kept and "
+                                                            f"will be saved when it is back."})
 
     def _back_online(self) -> None:
         if self._offline_since is None:
@@ -496,14 +517,14 @@ class LabelSession:
         if op in QUEUEABLE_OPS and len(self._queue) < MAX_PENDING:
             self._queue.append(_Queued(op, dict(args)))
             error["queued"] = True
-            error["message"] = (f"{self._offline_reason}: this change is kept ({self.pending} pending) and will be "
-                                f"saved when the database is back; it is not saved yet")
+            error["message"] = (f"{self._offline_reason}. Your change is not saved yet: it is kept and will be "
+                                f"saved when the database is back ({self.pending} pending).")
         elif op in QUEUEABLE_OPS:
             error["message"] = (f"{self._offline_reason} and {MAX_PENDING} changes are waiting already: this one was "
-                                f"NOT kept. Wait until the connection is back")
+                                f"NOT kept. Wait until the connection is back.")
         else:
             error["message"] = (f"{self._offline_reason}: {op.replace('_', ' ')} needs the database, nothing was "
-                                f"done. Try again when the connection is back")
+                                f"done. Try again when the connection is back.")
         self._refresh_flags_offline()
         self._emit("status", self.status)
         return {"ok": False, "changes": landed.as_json(), "error": error}
@@ -512,8 +533,25 @@ class LabelSession:
         self.can_undo = bool(self._queue)
         self.can_redo = False
 
+    def _last_editor(self, table: str, row_id: int) -> Optional[str]:
+        """Username of whoever changed the row last (its latest revision), or None."""
+        from deepepil.labels._rows import REVISION_T, USER_T
+
+        try:
+            with self.store.engine.connect() as conn:
+                return conn.execute(
+                    sa.select(USER_T.c.username).join_from(REVISION_T, USER_T, REVISION_T.c.user_id == USER_T.c.id)
+                    .where(REVISION_T.c.table_name == table, REVISION_T.c.row_id == int(row_id))
+                    .order_by(REVISION_T.c.id.desc()).limit(1)
+                ).scalar()
+        except Exception:  # the dialog shows the row without the name rather than no dialog
+            log.warning("deepepil: could not read who changed %s %s last", table, row_id, exc_info=True)
+            return None
+
     def _error_reply(self, op: str, args: dict[str, Any], exc: BaseException, landed: _Changes) -> dict[str, Any]:
         error = error_json(exc)
+        if error["kind"] == "conflict" and error["current"] is not None and error["table"]:
+            error["current"]["updated_by"] = self._last_editor(error["table"], error["current"]["id"])
         if error["kind"] == "conflict":
             table = error["table"] or _OP_TABLE.get(op) or args.get("table")
             row_id = (error["current"] or {}).get("id", args.get("id"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from deepepil.errors import NotFoundError
@@ -162,6 +164,10 @@ def test_conflict_between_two_clinicians_and_its_resolution(ui_db, open_label_st
     assert error["kind"] == "conflict" and "bea" in error["message"]
     assert error["current"]["end_frame"] == 30 and error["current"]["version"] == 2
     assert set(MOI_ROW_FIELDS) <= set(error["current"])
+    # the conflict dialog says who changed it and when
+    assert error["current"]["updated_by"] == "bea"
+    changed_at = dt.datetime.fromisoformat(error["current"]["updated_at"])
+    assert abs((dt.datetime.now(dt.timezone.utc) - changed_at).total_seconds()) < 300
     assert check.mois(ui_db.rec)["end_frame"].tolist() == [30]
     assert ann.status["state"] == "conflict"
 

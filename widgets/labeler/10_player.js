@@ -39,7 +39,8 @@ const PLAYER_CACHE_BYTES = 64 * 2 ** 20; // ... and at most this many bytes of t
 const PLAYER_BITMAP_BYTES = 128 * 2 ** 20; // decoded pixels kept, shared by the visible streams
 const PLAYER_MAX_INFLIGHT = { playing: 3, paused: 1 }; // prefetch requests in flight
 const PLAYER_MAX_BATCH = 16; // frames per request
-const PLAYER_BATCH_MS = 30; // a batch should keep the kernel busy about this long (a seek waits behind it)
+const PLAYER_BATCH_MS = 30; // a batch should keep the kernel busy about this long while playing
+const PLAYER_PAUSED_BATCH_MS = 10; // ... and while paused (the next seek waits behind it)
 const PLAYER_AHEAD_SECONDS = 1.5; // wall-clock seconds of playback prefetched
 const PLAYER_PAUSED_AHEAD_SECONDS = 1; // prefetched around a paused playhead
 const PLAYER_PAUSED_BEHIND_SECONDS = 0.5;
@@ -246,7 +247,15 @@ function createPlayer(ctx) {
 
   const stores = new Map(); // name -> stream store
   const views = new Map(); // name -> {name, figure, canvas, g, message, badge, store, shown, minIndex, ...}
-  const onDecoded = () => requestDraw();
+  // The playhead's own frame is drawn as soon as it is decoded (a seek then shows it without waiting
+  // for the next animation frame); others wait for the next tick.
+  const onDecoded = (s, i) => {
+    if (!destroyed && i === state.frame) {
+      const now = performance.now();
+      for (const v of visibleViews()) if (v.store === s) present(v, state.frame, now);
+    }
+    requestDraw();
+  };
   for (const info of available) stores.set(info.name, playerStreamStore(info, onDecoded));
   const ref = available[0] || { width: 512, height: 424 };
   for (const name of viewNames) {
@@ -301,9 +310,11 @@ function createPlayer(ctx) {
   group.append(...Object.values(buttons));
   const time = utilEl("div", "de-player-time");
   const timeText = utilEl("span", "de-player-clock");
+  // "frame 44 of 0–179": the frame's number among those of the recording (numbered from 0)
   const frameInfo = utilEl("span", "de-player-frameinfo", "frame ");
   const frameText = utilEl("span", "de-player-frame");
-  frameInfo.append(frameText, ` / ${nFrames}`);
+  frameInfo.append(frameText, ` of 0–${nFrames - 1}`);
+  frameInfo.title = `Frame number; the recording has ${nFrames} frames, numbered from 0`;
   time.append(timeText, frameInfo);
   const rateSelect = utilEl("select", "de-player-rate");
   rateSelect.setAttribute("aria-label", "Playback speed");
@@ -509,7 +520,8 @@ function createPlayer(ctx) {
       for (let k = 0; k < shown.length; k += perRow) groups.push(shown.slice(k, k + perRow));
       let h = (height - gap * (groups.length - 1)) / groups.length;
       for (const g of groups) h = Math.min(h, (width - gap * (g.length - 1)) / g.reduce((sum, v) => sum + v.ratio, 0));
-      if (!best || h > best.h * 1.05) best = { h, groups };
+      // More rows only when they make the views clearly larger: one row leaves the timeline more room.
+      if (!best || h > best.h * 1.25) best = { h, groups };
     }
     const h = Math.max(30, Math.floor(best.h));
     const total = best.groups.length * h + gap * (best.groups.length - 1);
@@ -760,7 +772,8 @@ function createPlayer(ctx) {
   }
 
   function batchSize(s) {
-    return utilClamp(Math.floor(PLAYER_BATCH_MS / Math.max(0.5, s.costMs)), 1, PLAYER_MAX_BATCH);
+    const budgetMs = playing ? PLAYER_BATCH_MS : PLAYER_PAUSED_BATCH_MS;
+    return utilClamp(Math.floor(budgetMs / Math.max(0.5, s.costMs)), 1, PLAYER_MAX_BATCH);
   }
 
   /** Send the requests that are due: paused, the playhead's frame first (a seek), then prefetch. */

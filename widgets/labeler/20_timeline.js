@@ -1431,6 +1431,15 @@ function createTimeline(ctx) {
   function hideTip() {
     clearTimeout(S.tipTimer);
     tip.classList.remove("de-timeline-tip--on");
+    S.tipKind = null; // the next pointer move shows a fresh one
+  }
+  /** The labels changed: a tooltip (or hover) may describe a row that is gone or changed. */
+  function forgetHover() {
+    hideTip();
+    if (S.hover) {
+      S.hover = null;
+      scheduleDraw();
+    }
   }
 
   // --- edits --------------------------------------------------------------------------------
@@ -1658,6 +1667,7 @@ function createTimeline(ctx) {
   }
   function onPointerDown(event) {
     if (event.button !== 0 && event.button !== 1) return;
+    hideTip();
     const [x, y] = localXY(event);
     canvas.focus({ preventScroll: true });
     const hit = hitTest(x, y);
@@ -1963,6 +1973,7 @@ function createTimeline(ctx) {
   const offs = [
     ctx.bus.on("frame", onFrame),
     ctx.bus.on("labels", () => {
+      forgetHover();
       rebuild();
       settleQueued();
     }),
@@ -2005,6 +2016,7 @@ function createTimeline(ctx) {
     c.addEventListener("wheel", onWheel, { passive: false });
   }
   el.addEventListener("keydown", onKeyDown);
+  el.addEventListener("mouseleave", hideTip);
   const observer = typeof ResizeObserver === "function" ? new ResizeObserver(() => resize()) : null;
   if (observer) observer.observe(stage);
   const themeObserver = new MutationObserver(() => {

@@ -115,9 +115,22 @@ function shellKeyCaps(keys) {
 function shellCreate(ctx, root) {
   const model = ctx.model;
   const layer = utilEl("div", "de-shell-layer");
-  const toasts = shellCreateToasts();
-  const loading = shellCreateLoading(model);
   const dialogs = [];
+  /** Dialogs sit in the part of the app on screen (the app may be taller than the notebook's view). */
+  function placeLayer() {
+    if (!dialogs.length) {
+      layer.style.top = "";
+      layer.style.height = "";
+      return;
+    }
+    const { top, bottom, box } = shellVisibleRect(root);
+    const height = Math.max(Math.min(320, box.height), bottom - top);
+    const at = utilClamp(top - box.top, 0, Math.max(0, box.height - height));
+    layer.style.top = `${Math.round(at)}px`;
+    layer.style.height = `${Math.round(height)}px`;
+  }
+  const toasts = shellCreateToasts(root, placeLayer);
+  const loading = shellCreateLoading(model);
   let helpDialog = null;
 
   const shell = {
@@ -132,10 +145,11 @@ function shellCreate(ctx, root) {
         },
       });
       dialogs.push(handle);
+      placeLayer();
       return handle;
     },
-    notify(level, text) {
-      toasts.show(["info", "warning", "error"].includes(level) ? level : "info", String(text));
+    notify(level, text, options) {
+      toasts.show(["info", "warning", "error"].includes(level) ? level : "info", String(text), options || {});
     },
     showFatal(titleText, message) {
       toasts.drop(message);
@@ -187,9 +201,17 @@ function shellCreate(ctx, root) {
   shell.showScreen = (name) => {
     const next = screens[name] ? name : "landing";
     if (next === "patient" && next !== screen) patientForm.show(undefined);
+    const entering = next === "labeling" && screen !== "labeling";
     screen = next;
     for (const [key, el] of Object.entries(screens)) el.hidden = key !== next;
     root.dataset.screen = next;
+    if (entering) {
+      labeling.fit();
+      requestAnimationFrame(() => {
+        labeling.fit();
+        labeling.reveal();
+      });
+    }
   };
   shell.mountParts = (parts) => labeling.mount(parts);
 
@@ -254,6 +276,13 @@ function shellCreate(ctx, root) {
   });
 
   const offConflict = ctx.bus.on("conflict", (info) => shellShowConflict(ctx, shell, info));
+  // One popup per connection incident: it goes when the database answers again.
+  const onStatus = () => {
+    const status = model.get("status") || {};
+    // not on "saving": that update can arrive after the popup (custom messages may overtake trait updates)
+    if (!["offline", "saving"].includes(status.state)) toasts.dismiss("offline");
+  };
+  model.on("change:status", onStatus);
   const onFocus = () => labeling.menu.el.querySelector(".de-shell-focus-hint").textContent = "⌨ Keyboard active";
   const onBlur = () => setTimeout(() => {
     if (!root.contains(document.activeElement)) {
@@ -266,6 +295,8 @@ function shellCreate(ctx, root) {
 
   shell.destroy = () => {
     offConflict();
+    model.off("change:status", onStatus);
+    toasts.destroy();
     root.removeEventListener("focusin", onFocus);
     root.removeEventListener("focusout", onBlur);
     for (const dialog of [...dialogs]) dialog.close("destroy");

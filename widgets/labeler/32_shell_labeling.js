@@ -22,14 +22,17 @@ function shellCreateMenu(ctx, shell) {
   el.setAttribute("aria-label", "Recording menu");
   const back = shellButton("← Recordings", "de-shell-btn--ghost", () => ctx.actions.close_recording(),
     "Close this recording and go back to the list");
+  // The title is plain text (clicking it only gives the app the keyboard); the patient form has its own button.
   const title = utilEl("div", "de-shell-menu-title");
   const name = utilEl("span", "de-shell-strong");
-  const code = shellButton("", "de-shell-btn--ghost de-shell-btn--small de-shell-patient-btn", () => {
+  const code = utilEl("span", "de-shell-code de-shell-menu-code");
+  code.title = "Patient code (pseudonymous)";
+  title.append(name, code);
+  const patientButton = shellButton("", "de-shell-btn--small de-shell-patient-btn", () => {
     const patient = model.get("patient");
     if (patient) shell.openPatientForm(patient);
     else ctx.notify("info", "This recording's patient record is not available.");
   });
-  title.append(name, code);
   const status = utilEl("div", "de-shell-status");
   status.setAttribute("role", "status");
   status.setAttribute("aria-live", "polite");
@@ -40,7 +43,7 @@ function shellCreateMenu(ctx, shell) {
   const undo = shellButton("↶ Undo", "de-shell-btn--ghost", () => ctx.actions.undo());
   const redo = shellButton("↷ Redo", "de-shell-btn--ghost", () => ctx.actions.redo());
   const help = shellButton("? Help", "de-shell-btn--ghost", () => ctx.actions.help());
-  el.append(back, title, utilEl("div", "de-shell-grow"), focusHint, status, undo, redo, help);
+  el.append(back, title, patientButton, utilEl("div", "de-shell-grow"), focusHint, status, undo, redo, help);
 
   function keyOf(action) {
     const keys = (model.get("shortcuts") || {})[action];
@@ -50,12 +53,14 @@ function shellCreateMenu(ctx, shell) {
     const rec = ctx.state.recording || model.get("recording");
     name.textContent = rec ? rec.name : "";
     const patient = model.get("patient");
-    code.replaceChildren(utilEl("span", "de-shell-code", (patient && patient.code) || (rec && rec.patient_code) || ""));
+    code.textContent = (patient && patient.code) || (rec && rec.patient_code) || "";
     code.hidden = !code.textContent;
-    const incomplete = patient && patient.complete === false;
-    if (incomplete) code.appendChild(utilEl("span", "de-shell-pill", "complete patient form"));
-    code.title = incomplete ? "The patient form has empty clinical fields: open it to fill them in"
-      : "Patient form (pseudonymous clinical data)";
+    const incomplete = Boolean(patient && patient.complete === false);
+    patientButton.hidden = !patient;
+    patientButton.textContent = incomplete ? "Complete patient form" : "Patient form";
+    patientButton.classList.toggle("de-shell-patient-btn--incomplete", incomplete);
+    patientButton.title = incomplete ? "The patient form has empty clinical fields: open it to fill them in"
+      : "Open the patient form (pseudonymous clinical data)";
     const view = shellStatusView(model.get("status"));
     statusText.textContent = view.text;
     status.title = view.title;
@@ -341,6 +346,39 @@ function shellCreateSidePanel(ctx, shell) {
   };
 }
 
+const SHELL_TIMELINE_MIN_PX = 180; // the timeline never gets less (its tracks scroll inside it)
+const SHELL_VIEWS_MIN_PX = 140; // nor the video views
+const SHELL_APP_MIN_PX = 560;
+const SHELL_APP_MAX_PX = 1400;
+
+/**
+ * The ancestor that scrolls the app vertically (JupyterLab's notebook panel), or null. Boxes that
+ * may scroll but only wrap their content (JupyterLab's output area) are passed over.
+ */
+function shellScroller(el) {
+  const own = el.offsetHeight;
+  for (let node = el.parentElement; node && node !== document.body; node = node.parentElement) {
+    const overflow = window.getComputedStyle(node).overflowY;
+    if (overflow !== "auto" && overflow !== "scroll") continue;
+    if (node.clientHeight > own + 4 || node.scrollHeight > node.clientHeight + 1) return node;
+  }
+  return null;
+}
+
+/** Height the timeline needs to show every track without scrolling (toolbar, ruler, tracks, overview). */
+function shellTimelineNaturalPx(timelineEl) {
+  if (!timelineEl) return 0;
+  let px = timelineEl.offsetHeight - timelineEl.clientHeight; // borders
+  for (const child of timelineEl.children) {
+    if (child.classList.contains("de-timeline-stage")) {
+      for (const c of child.querySelectorAll(":scope > canvas")) px += c.offsetHeight;
+    } else if (child.classList.contains("de-timeline-toolbar")) {
+      px += child.offsetHeight;
+    }
+  }
+  return px;
+}
+
 function shellCreateLabeling(ctx, shell) {
   const el = utilEl("section", "de-shell-screen de-shell-labeling");
   const menu = shellCreateMenu(ctx, shell);
@@ -356,10 +394,84 @@ function shellCreateLabeling(ctx, shell) {
   function placeholder(text) {
     return utilEl("div", "de-shell-placeholder", text);
   }
+
+  /**
+   * Size the screen to what the notebook shows (never taller than its view) and share the height:
+   * the timeline gets what it needs to show every track (at least SHELL_TIMELINE_MIN_PX), the
+   * player's views the rest (they pick one row or two, 10_player.js); then the screen shrinks to
+   * its content, so no empty band is left under the transport bar or the timeline.
+   */
+  let fitting = false;
+  let lastKey = "";
+  function fit() {
+    if (fitting || el.hidden || !el.isConnected) return;
+    fitting = true;
+    try {
+      const scroller = shellScroller(el);
+      const room = scroller ? scroller.clientHeight - 16 : window.innerHeight * 0.9;
+      const maxApp = utilClamp(Math.floor(room), SHELL_APP_MIN_PX, SHELL_APP_MAX_PX);
+      const menuPx = menu.el.offsetHeight;
+      const player = playerSlot.querySelector(".de-player");
+      const views = player && player.querySelector(".de-player-views");
+      const timelineEl = timelineSlot.querySelector(".de-timeline");
+      const slotBorder = timelineSlot.offsetHeight - timelineSlot.clientHeight;
+      const timelinePx = Math.max(SHELL_TIMELINE_MIN_PX, shellTimelineNaturalPx(timelineEl) + slotBorder);
+      let contentPx = maxApp;
+      if (player && views) {
+        const chrome = player.offsetHeight - views.offsetHeight;
+        const budget = Math.max(SHELL_VIEWS_MIN_PX, maxApp - menuPx - chrome - timelinePx - 2);
+        if (playerSlot.style.getPropertyValue("--de-player-max-height") !== `${budget}px`) {
+          playerSlot.style.setProperty("--de-player-max-height", `${budget}px`);
+          ctx.bus.emit("resize", {}); // the player lays its views out again (synchronously)
+        }
+        contentPx = menuPx + player.offsetHeight + timelinePx + 2;
+      }
+      const height = utilClamp(Math.ceil(contentPx), SHELL_APP_MIN_PX, maxApp);
+      const key = `${height}`;
+      if (key !== lastKey) {
+        lastKey = key;
+        el.style.height = `${height}px`;
+      }
+    } finally {
+      fitting = false;
+    }
+  }
+  let fitRaf = 0;
+  const scheduleFit = () => {
+    if (!fitRaf) {
+      fitRaf = requestAnimationFrame(() => {
+        fitRaf = 0;
+        fit();
+      });
+    }
+  };
+  const observer = typeof ResizeObserver === "function" ? new ResizeObserver(() => fit()) : null;
+  if (observer) observer.observe(work);
+  window.addEventListener("resize", scheduleFit);
+  let observedCanvases = [];
+  function watchTimeline() {
+    if (!observer) return;
+    for (const c of observedCanvases) observer.unobserve(c);
+    observedCanvases = [...timelineSlot.querySelectorAll(".de-timeline-stage > canvas")];
+    for (const c of observedCanvases) observer.observe(c); // tracks added or removed: refit
+  }
+
+  /** Bring the whole screen into the notebook's view (when it opens a recording). */
+  function reveal() {
+    const scroller = shellScroller(el);
+    if (!scroller) return;
+    const box = el.getBoundingClientRect();
+    const view = scroller.getBoundingClientRect();
+    const below = box.bottom - (view.top + scroller.clientHeight) + 8;
+    if (below > 0) scroller.scrollTop += Math.min(below, box.top - view.top - 8);
+  }
+
   return {
     el,
     side,
     menu,
+    fit,
+    reveal,
     mount(parts) {
       playerSlot.replaceChildren(parts.player && parts.player.el ? parts.player.el : placeholder(
         ctx.state.recording ? "The video player is not available in this version." : "No recording open."));
@@ -367,11 +479,16 @@ function shellCreateLabeling(ctx, shell) {
         ctx.state.recording ? "The timeline is not available in this version." : ""));
       side.draw();
       menu.draw();
+      watchTimeline();
+      fit();
+      scheduleFit();
     },
     destroy() {
+      if (observer) observer.disconnect();
+      if (fitRaf) cancelAnimationFrame(fitRaf);
+      window.removeEventListener("resize", scheduleFit);
       menu.destroy();
       side.destroy();
     },
   };
 }
-

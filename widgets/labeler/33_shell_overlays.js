@@ -1,39 +1,121 @@
 // 33_shell_overlays.js: popups (toasts), modal dialogs (conflict, help, fatal errors) and the
 // loading overlay.
 
-function shellCreateToasts() {
+/**
+ * The part of `el` the user can see now (viewport px): its box clipped by the window and by every
+ * scrolling ancestor (JupyterLab's notebook panel). {top, bottom, left, right}; empty when top >= bottom.
+ */
+function shellVisibleRect(el) {
+  const box = el.getBoundingClientRect();
+  let top = Math.max(box.top, 0);
+  let bottom = Math.min(box.bottom, window.innerHeight || document.documentElement.clientHeight);
+  let left = Math.max(box.left, 0);
+  let right = Math.min(box.right, window.innerWidth || document.documentElement.clientWidth);
+  for (let node = el.parentElement; node && node !== document.body; node = node.parentElement) {
+    const style = window.getComputedStyle(node);
+    if (!/(auto|scroll|hidden|clip)/.test(`${style.overflowY}${style.overflowX}`)) continue;
+    const r = node.getBoundingClientRect();
+    top = Math.max(top, r.top);
+    bottom = Math.min(bottom, r.top + node.clientHeight);
+    left = Math.max(left, r.left);
+    right = Math.min(right, r.left + node.clientWidth);
+  }
+  return { top, bottom, left, right, box };
+}
+
+/**
+ * Popups, bottom right of the part of the app on screen (the app may be taller than the notebook's
+ * view). `show(level, text, {key})`: a popup with a `key` replaces the one showing with that key
+ * (one popup per incident, e.g. "offline"); `dismiss(key)` closes it. `place()` follows scrolling
+ * (and calls `onPlace()`, which keeps the dialogs in view too).
+ */
+function shellCreateToasts(root, onPlace) {
   const el = utilEl("div", "de-shell-toasts");
   el.setAttribute("aria-live", "polite");
   const recent = new Map(); // text -> time shown, to fold duplicates
-  function show(level, text) {
-    const key = `${level}:${text}`;
+  const keyed = new Map(); // key -> {toast, dismiss}
+  let raf = 0;
+
+  function place() {
+    raf = 0;
+    if (!root || !root.isConnected) return;
+    if (onPlace) onPlace();
+    if (!el.children.length) return;
+    const { top, bottom, box } = shellVisibleRect(root);
+    const margin = 14;
+    const height = el.offsetHeight;
+    // distance of the popups' bottom edge from the app's bottom edge, kept inside the app
+    const fromBottom = bottom > top ? box.bottom - bottom + margin : margin;
+    const most = Math.max(margin, box.height - height - margin);
+    el.style.bottom = `${Math.round(utilClamp(fromBottom, margin, most))}px`;
+  }
+  function schedule() {
+    if (!raf) raf = requestAnimationFrame(place);
+  }
+  const onScroll = () => schedule();
+  document.addEventListener("scroll", onScroll, { capture: true, passive: true });
+  window.addEventListener("resize", onScroll, { passive: true });
+
+  function show(level, text, { key } = {}) {
+    text = String(text || "");
+    if (text) text = text.charAt(0).toUpperCase() + text.slice(1);
+    const dedupe = `${level}:${text}`;
     const now = Date.now();
-    if (recent.has(key) && now - recent.get(key) < 1500) return;
-    recent.set(key, now);
-    const toast = utilEl("div", `de-shell-toast de-shell-toast--${level}`);
-    toast.setAttribute("role", level === "error" ? "alert" : "status");
-    const icon = utilEl("span", "de-shell-toast-icon", { info: "i", warning: "!", error: "×" }[level] || "i");
-    const body = utilEl("div", "de-shell-toast-text", text);
+    if (recent.has(dedupe) && now - recent.get(dedupe) < 1500 && !key) return null;
+    recent.set(dedupe, now);
+    if (key && keyed.has(key)) {
+      const held = keyed.get(key);
+      if (held.toast.isConnected) return held.update(level, text);
+      keyed.delete(key);
+    }
+    const toast = utilEl("div", "de-shell-toast");
+    const icon = utilEl("span", "de-shell-toast-icon");
+    const body = utilEl("div", "de-shell-toast-text");
     const close = shellButton("✕", "de-shell-toast-close", () => dismiss(), "Dismiss");
     close.setAttribute("aria-label", "Dismiss");
     toast.append(icon, body, close);
-    el.appendChild(toast);
-    while (el.children.length > 5) el.firstChild.remove();
     let timer = null;
     function dismiss() {
       if (timer) clearTimeout(timer);
+      if (key && keyed.get(key) && keyed.get(key).toast === toast) keyed.delete(key);
       toast.classList.add("de-shell-toast--out");
-      setTimeout(() => toast.remove(), 180);
+      setTimeout(() => {
+        toast.remove();
+        schedule();
+      }, 180);
     }
-    if (SHELL_TOAST_MS[level]) timer = setTimeout(dismiss, SHELL_TOAST_MS[level]);
+    function update(newLevel, newText) {
+      toast.className = `de-shell-toast de-shell-toast--${newLevel}`;
+      toast.setAttribute("role", newLevel === "error" ? "alert" : "status");
+      icon.textContent = { info: "i", warning: "!", error: "×" }[newLevel] || "i";
+      body.textContent = newText;
+      if (timer) clearTimeout(timer);
+      timer = SHELL_TOAST_MS[newLevel] ? setTimeout(dismiss, SHELL_TOAST_MS[newLevel]) : null;
+      schedule();
+      return toast;
+    }
+    update(level, text);
+    el.appendChild(toast);
+    if (key) keyed.set(key, { toast, dismiss, update });
+    while (el.children.length > 5) el.firstChild.remove();
+    place();
     return toast;
+  }
+  function dismissKey(key) {
+    const held = keyed.get(key);
+    if (held) held.dismiss();
   }
   function drop(text) {
     for (const toast of [...el.children]) {
       if (toast.querySelector(".de-shell-toast-text").textContent === text) toast.remove();
     }
   }
-  return { el, show, drop, clear: () => el.replaceChildren() };
+  function destroy() {
+    if (raf) cancelAnimationFrame(raf);
+    document.removeEventListener("scroll", onScroll, { capture: true });
+    window.removeEventListener("resize", onScroll);
+  }
+  return { el, show, drop, dismiss: dismissKey, place: schedule, destroy, clear: () => el.replaceChildren() };
 }
 
 /** A modal dialog in `layer`; returns {el, body, close()}; `onClose` runs once when it closes. */
@@ -135,7 +217,12 @@ function shellShowConflict(ctx, shell, { request, error }) {
     col.appendChild(dl);
     return col;
   };
-  const storedWho = [current.updated_by || current.author, current.updated_at || current.modified_at]
+  const when = current.updated_at || current.modified_at;
+  const whenDate = when ? new Date(when) : null;
+  const whenText = whenDate && !Number.isNaN(whenDate.getTime())
+    ? `${whenDate.toLocaleDateString()} ${whenDate.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}`
+    : when;
+  const storedWho = [current.updated_by ? `changed by ${current.updated_by}` : current.author, whenText]
     .filter(Boolean).join(" · ") || "stored in the database";
   const theirsDeleted = Boolean(current.deleted || current.deleted_at);
   grid.append(

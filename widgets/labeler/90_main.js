@@ -116,7 +116,8 @@ function mainCreateContext(model) {
     if (error.kind === "conflict") {
       bus.emit("conflict", { request: request ? request.content : null, error });
     } else if (error.kind === "offline") {
-      ctx.notify("warning", error.message || "The label database cannot be reached.");
+      // The same popup as the kernel's "cannot be reached" notice: one per incident, updated.
+      ctx.notify("error", error.message || "The label database cannot be reached.", { key: "offline" });
     } else {
       ctx.notify("error", error.message || `The edit failed (${error.kind || "error"}).`);
     }
@@ -134,7 +135,12 @@ function mainCreateContext(model) {
     } else if (content.type === "labels_changed") {
       mainApplyChanges(ctx, content.changes);
     } else if (content.type === "notify") {
-      ctx.notify(content.level || "info", content.text || "");
+      const level = content.level || "info";
+      // While the database is unreachable its notices share one popup (see onEditResult). A custom
+      // message can overtake the trait update sent before it, hence the text as well as the status.
+      const offline = level !== "info" && (((model.get("status") || {}).state === "offline")
+        || /label database cannot be reached/i.test(content.text || ""));
+      ctx.notify(level, content.text || "", offline ? { key: "offline" } : undefined);
     }
     if (entry) entry.resolve({ content, buffers: buffers || [] });
   }
@@ -257,7 +263,7 @@ export default {
     utilSetRegionOrder((model.get("vocabulary") || {}).regions);
 
     const shell = typeof shellCreate === "function" ? shellCreate(ctx, root) : null;
-    if (shell) ctx.notify = (level, text) => shell.notify(level, text);
+    if (shell) ctx.notify = (level, text, options) => shell.notify(level, text, options);
     const appActions = { ...ctx.actions }; // restored when the parts of a recording go away
 
     // The open recording: its parts live from open to close.
