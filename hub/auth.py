@@ -18,7 +18,7 @@ from tornado.httputil import url_concat
 
 from hub.settings import AUTHENTICATORS, HubConfigError
 
-__all__ = ["DeepEpilNativeAuthenticator", "authenticator_class", "hub_roles", "GROUPS"]
+__all__ = ["DeepEpilNativeAuthenticator", "authenticator_class", "hub_roles", "mlflow_role", "GROUPS"]
 
 #: The hub groups, each the image of a label-database role (see :data:`hub.labeldb.GROUP_OF_ROLE`).
 GROUPS: tuple[str, ...] = ("clinicians", "data-scientists", "admins")
@@ -123,3 +123,9 @@ def hub_roles() -> list[dict]:
                     "read:users", "read:hub", "list:services", "read:services", "read:roles"],
          "groups": ["admins"]},
     ]
+
+
+def mlflow_role(service: str = "mlflow") -> dict:
+    """The role that opens the MLflow service (UI and API): data scientists and admins, not clinicians."""
+    return {"name": "deepepil-mlflow", "description": "Use the MLflow tracking server (experiments, models)",
+            "scopes": [f"access:services!service={service}"], "groups": ["data-scientists", "admins"]}

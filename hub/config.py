@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.auth import authenticator_class, hub_roles
+from hub.auth import authenticator_class, hub_roles, mlflow_role
 from hub.hooks import DeepEpilHooks
-from hub.settings import HubSettings
+from hub.settings import REPO_ROOT, HubSettings
 
-__all__ = ["configure", "configure_kubernetes", "culler_role", "USERNAME_PATTERN"]
+__all__ = ["configure", "configure_kubernetes", "culler_role", "mlflow_service", "USERNAME_PATTERN"]
 
 #: Hub user names: they become home folder and database role names.
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -31,6 +31,52 @@ def culler_role() -> dict:
     return {"name": "idle-culler", "description": "Stop idle servers",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"]}
+
+
+#: JupyterHub's default scopes of a server's own API token (its ``server`` role).
+_SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
+
+
+def _server_api_token(spawner: Any) -> str:
+    """``Spawner.environment`` value: the server's own API token (MLflow sends it as a bearer token)."""
+    return spawner.api_token
+
+
+class _TrackingUri:
+    """``Spawner.environment`` value: the MLflow service for members of its groups, else empty (local store)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self, spawner: Any) -> str:
+        groups = {g.name for g in getattr(spawner.user, "groups", [])}
+        return self.url if groups & set(mlflow_role()["groups"]) else ""
+
+
+def mlflow_service(s: HubSettings) -> dict:
+    """The MLflow service (:mod:`hub.mlflow_service`): hub login in front, MLflow on 127.0.0.1 behind.
+
+    Its port is ``DEEPEPIL_MLFLOW_PORT``, else one free when the hub starts. The backend URL
+    reaches this service's process only, never a user's server.
+    """
+    from hub.launcher import free_port
+
+    port = s.mlflow_port or free_port()
+    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        "name": "mlflow",
+        "display": True,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "hub.mlflow_service"],
+        "cwd": str(s.state_dir),
+        "environment": {
+            "DEEPEPIL_MLFLOW_DB_URL": s.mlflow_db_url,
+            "DEEPEPIL_MLFLOW_ARTIFACTS": str(s.mlflow_artifacts or s.state_dir / "mlflow-artifacts"),
+            "PYTHONPATH": pythonpath,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        },
+        "oauth_no_confirm": True,  # the hub's own service: no "authorize this application?" page
+    }
 
 
 def _auth_and_hooks(c: Any, s: HubSettings) -> DeepEpilHooks:
@@ -116,13 +162,29 @@ def configure(c: Any, settings: HubSettings | None = None) -> DeepEpilHooks:
     c.Spawner.http_timeout = s.spawn_timeout_seconds
     c.Spawner.environment = {"DEEPEPIL_STORE": str(s.store)}
 
+    services = []
     if s.cull_idle_seconds > 0:
-        c.JupyterHub.services = [{
+        services.append({
             "name": "idle-culler",
             "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={s.cull_idle_seconds}",
                         f"--cull-every={s.cull_every_seconds}"],
-        }]
+        })
         c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, culler_role()]
+    if s.mlflow:
+        service = mlflow_service(s)
+        services.append(service)
+        c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, mlflow_role()]
+        # kernels track through the service with their server's own token: a data scientist's or an
+        # admin's server token carries the access scope, a clinician's does not (the hub drops scopes
+        # a user lacks), so the service refuses it; no database credentials reach any server
+        c.Spawner.server_token_scopes = [*_SERVER_TOKEN_SCOPES, f"access:services!service={service['name']}"]
+        c.Spawner.environment = {
+            **c.Spawner.environment,
+            "MLFLOW_TRACKING_URI": _TrackingUri(f"{service['url']}/services/{service['name']}"),
+            "MLFLOW_TRACKING_TOKEN": _server_api_token,
+        }
+    if services:
+        c.JupyterHub.services = services
     return hooks
 
 

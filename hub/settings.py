@@ -7,6 +7,7 @@ set, what it defaults to, and what is wrong with a bad value. ``docs/hub.md`` li
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,6 +65,41 @@ def _default_notebooks() -> Path | None:
     return local if local.is_dir() else None
 
 
+def _same_database(a: str, b: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    try:
+        ua, ub = make_url(a), make_url(b)
+    except Exception:
+        return a == b
+    return (ua.get_backend_name(), ua.host, ua.port or 5432, ua.database) == \
+        (ub.get_backend_name(), ub.host, ub.port or 5432, ub.database)
+
+
+def _mlflow_settings(env: Mapping[str, str], state_dir: Path, label_urls: tuple[str | None, ...]) -> dict:
+    raw = env.get("DEEPEPIL_MLFLOW", "").strip().lower()
+    installed = importlib.util.find_spec("mlflow") is not None
+    if raw not in ("", "on", "off"):
+        raise HubConfigError(f"DEEPEPIL_MLFLOW={raw!r}: use on or off (default: on when mlflow is installed)")
+    if raw == "on" and not installed:
+        raise HubConfigError("DEEPEPIL_MLFLOW=on but mlflow is not installed in the hub's environment; "
+                             "install it (pip install mlflow) or set DEEPEPIL_MLFLOW=off")
+    db_url = env.get("DEEPEPIL_MLFLOW_DB_URL", "").strip() or f"sqlite:///{state_dir / 'mlflow.db'}"
+    if not db_url.startswith(("sqlite:///", "postgresql", "postgres:")):
+        raise HubConfigError(f"DEEPEPIL_MLFLOW_DB_URL must be sqlite:///PATH or a PostgreSQL URL "
+                             f"(postgresql+psycopg2://mlflow:PASSWORD@HOST/mlflow), got {db_url.split(':')[0]}:...")
+    for label_url in label_urls:
+        if label_url and _same_database(db_url, label_url):
+            raise HubConfigError("DEEPEPIL_MLFLOW_DB_URL names the label database: MLflow migrates its own "
+                                 "tables and needs a database of its own (e.g. createdb -O mlflow mlflow)")
+    return {
+        "mlflow": raw == "on" or (raw == "" and installed),
+        "mlflow_db_url": db_url,
+        "mlflow_artifacts": _path(env, "DEEPEPIL_MLFLOW_ARTIFACTS", state_dir / "mlflow-artifacts"),
+        "mlflow_port": _int(env, "DEEPEPIL_MLFLOW_PORT", 0),
+    }
+
+
 def _gpus(raw: str) -> tuple[str, ...]:
     devices = tuple(d.strip() for d in raw.split(",") if d.strip())
     for d in devices:
@@ -104,6 +140,10 @@ class HubSettings:
     default_url: str = "/lab/tree/labeling.ipynb"
     hub_admins: tuple[str, ...] = ()
     extra_config: Path | None = None
+    mlflow: bool = False
+    mlflow_db_url: str = ""
+    mlflow_artifacts: Path | None = None
+    mlflow_port: int = 0
 
     @property
     def postgres(self) -> bool:
@@ -192,4 +232,5 @@ class HubSettings:
             default_url=default_url,
             hub_admins=tuple(u.strip() for u in env.get("DEEPEPIL_HUB_ADMINS", "").split(",") if u.strip()),
             extra_config=Path(extra) if extra else None,
+            **_mlflow_settings(env, state_dir, (owner_url, label_url)),
         )

@@ -57,13 +57,15 @@ def test_tls_settings_reach_the_hub(tmp_path):
 
 def test_the_culler_runs_as_a_service_with_only_the_scopes_it_needs(tmp_path):
     c = Config()
-    configure(c, HubSettings.from_env({"DEEPEPIL_HUB_STATE_DIR": str(tmp_path), "DEEPEPIL_CULL_IDLE_SECONDS": "900"}))
+    configure(c, HubSettings.from_env({"DEEPEPIL_HUB_STATE_DIR": str(tmp_path), "DEEPEPIL_CULL_IDLE_SECONDS": "900",
+                                        "DEEPEPIL_MLFLOW": "off"}))
     (service,) = c.JupyterHub.services
     assert service["name"] == "idle-culler" and "--timeout=900" in service["command"]
     assert service["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
     assert culler_role() in c.JupyterHub.load_roles
     c = Config()
-    configure(c, HubSettings.from_env({"DEEPEPIL_HUB_STATE_DIR": str(tmp_path), "DEEPEPIL_CULL_IDLE_SECONDS": "0"}))
+    configure(c, HubSettings.from_env({"DEEPEPIL_HUB_STATE_DIR": str(tmp_path), "DEEPEPIL_CULL_IDLE_SECONDS": "0",
+                                        "DEEPEPIL_MLFLOW": "off"}))
     assert "services" not in c.JupyterHub
 
 
