@@ -28,7 +28,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import pandas as pd
 
-from deepepil.errors import AccessDeniedError, DeepEpilError, ValidationError
+from deepepil.errors import AccessDeniedError, ValidationError
 from deepepil.ml.metrics import prob_column
 
 __all__ = ["Prediction", "predict", "predict_many", "window_starts", "merge_windows", "window_dataset"]
@@ -277,7 +277,7 @@ def _publish(store: Any, recording_id: int, suggestions: pd.DataFrame, model_ver
 # --- many recordings on Dask ------------------------------------------------------------------
 
 
-def _predict_task(label: str, recording_id: int, url: Optional[str], user: Optional[str],
+def _predict_task(recording_id: int, label: str, url: Optional[str], user: Optional[str],
                   tracking_uri: Optional[str], threshold: float, device: str) -> dict[str, Any]:
     import torch
 
@@ -302,9 +302,7 @@ def predict_many(model: str, recording_ids: Sequence[int], url: Optional[str] = 
     DeepEpilError
         After every recording was tried, when any failed (each failure named).
     """
-    from distributed import Client, LocalCluster, as_completed
-    from tqdm.auto import tqdm
-
+    from deepepil.batch import run_on_dask
     from deepepil.ml.tracking import default_tracking_uri, resolve_ref
 
     tracking_uri = tracking_uri or default_tracking_uri()
@@ -312,30 +310,7 @@ def predict_many(model: str, recording_ids: Sequence[int], url: Optional[str] = 
     ids = [int(r) for r in recording_ids]
     if not ids:
         raise ValidationError("predict_many needs at least one recording id")
-    cluster = None
-    if scheduler_address is None:
-        cluster = LocalCluster(n_workers=n_workers or min(len(ids), os.cpu_count() or 1), threads_per_worker=1,
-                               processes=True, dashboard_address=None, host="127.0.0.1")
-        client = Client(cluster)
-    else:
-        client = Client(scheduler_address)
-    rows: list[dict[str, Any]] = []
-    failures: list[str] = []
-    try:
-        futures = {client.submit(_predict_task, label, rid, url, user, tracking_uri, threshold, device,
-                                 pure=False): rid for rid in ids}
-        with tqdm(total=len(futures), unit="recording", desc="predict", disable=not progress) as bar:
-            for future in as_completed(futures):
-                rid = futures[future]
-                try:
-                    rows.append(future.result())
-                except Exception as exc:
-                    failures.append(f"recording {rid}: {type(exc).__name__}: {exc}")
-                bar.update(1)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    if failures:
-        raise DeepEpilError(f"{len(failures)} of {len(ids)} recording(s) failed:\n" + "\n".join(failures))
+    rows = run_on_dask(_predict_task, ids, label, url, user, tracking_uri, threshold, device, what="predict",
+                       label=lambda rid: f"recording {rid}", scheduler_address=scheduler_address,
+                       n_workers=n_workers, progress=progress)
     return pd.DataFrame(rows).sort_values("recording_id").reset_index(drop=True)

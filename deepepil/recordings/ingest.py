@@ -478,37 +478,9 @@ def ingest_many(
     DeepEpilError
         After every recording was tried, when any failed; the message lists each failure.
     """
-    from distributed import Client, LocalCluster, as_completed
+    from deepepil.batch import run_on_dask
 
     sources = [str(s) for s in sources]
-    cluster = None
-    if scheduler_address is None:
-        cluster = LocalCluster(
-            n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-            dashboard_address=None, host="127.0.0.1",
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler_address)
-    try:
-        futures = [client.submit(_ingest_task, s, str(store), kwargs, pure=False) for s in sources]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Path | None] = [None] * len(sources)
-        failures: list[str] = []
-        with tqdm(total=len(futures), unit="recording", desc="ingest", disable=not progress) as bar:
-            for future in as_completed(futures):
-                i = index[future.key]
-                try:
-                    results[i] = Path(future.result())
-                except Exception as exc:
-                    failures.append(f"{sources[i]}: {type(exc).__name__}: {exc}")
-                bar.update(1)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    if failures:
-        raise DeepEpilError(
-            f"{len(failures)} of {len(sources)} recording(s) failed to ingest:\n" + "\n".join(failures)
-        )
-    return [r for r in results if r is not None]
+    results = run_on_dask(_ingest_task, sources, str(store), kwargs, what="ingest", progress=progress,
+                          scheduler_address=scheduler_address, n_workers=n_workers or os.cpu_count() or 1)
+    return [Path(r) for r in results]
