@@ -375,9 +375,12 @@ def _run_fold(ctx: _Context, plan: FoldPlan, index: int, epochs: int) -> dict[st
         started = time.perf_counter()
         torch.manual_seed(_seed(config.seed, index, epoch))
         generator = torch.Generator().manual_seed(_seed(config.seed, index, epoch, 1))
+        # a last batch of one clip would break BatchNorm in training mode (features of 1x1x1 after the
+        # deep layers of a small clip): drop it; the shuffle puts that clip in another batch next epoch
         loader = torch.utils.data.DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=generator,
                                              num_workers=t.num_workers, pin_memory=ctx.device.type == "cuda",
-                                             persistent_workers=False)
+                                             persistent_workers=False,
+                                             drop_last=len(train_ds) % t.batch_size == 1 and len(train_ds) > 1)
         model.train()
         total, count = 0.0, 0
         for clips, targets in loader:

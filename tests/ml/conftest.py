@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import torch
 
+from deepepil.ml.demo import ADMIN, CLINIC, make_labelled_cohort
+
 SECONDS = 4.0
-CLINIC = "North"
-ADMIN = "root"
 
 
 @pytest.fixture(autouse=True)
@@ -47,27 +47,8 @@ class Cohort:
 def make_labelled(url: str, store_dir: Path, patients: int = 4, seconds: float = SECONDS,
                   streams=("rgb", "ir", "depth")) -> tuple[dict[str, int], dict[str, dict]]:
     """Render, ingest, register and label ``patients`` synthetic recordings; return ids and truths."""
-    from deepepil.labels import admin, catalog, connect, schema
-    from deepepil.recordings.ingest import ingest
-    from deepepil.synthetic import make_cohort_profiles, make_recording
-
-    schema.upgrade(url)
-    admin.add_clinic(CLINIC, url=url)
-    admin.add_user(ADMIN, "admin", url=url)
-    ids, truths = {}, {}
-    with connect(url, user=ADMIN) as store:
-        for profile in make_cohort_profiles(patients, seed=0):
-            rec = make_recording(profile, 0, seconds=seconds, size="tiny", seed=0)
-            path = ingest(rec, store_dir, streams=list(streams), progress=False)
-            rid = catalog.register_recording(path, CLINIC, profile.code, url=url, user=ADMIN)
-            truth = rec.ground_truth
-            seizure = truth["seizure"]
-            store.add_seizure(rid, seizure["onset_frame"], seizure["offset_frame"],
-                              localization=seizure["localization"], lateralization=seizure["lateralization"])
-            for m in truth["mois"]:
-                store.add_moi(rid, m["region"], m["label"], m["start_frame"], m["end_frame"], m["laterality"])
-            ids[rec.name], truths[rec.name] = rid, truth
-    return ids, truths
+    return make_labelled_cohort(url, store_dir, patients=patients, seconds=seconds, streams=streams,
+                                clinic=CLINIC, admin_user=ADMIN)
 
 
 @pytest.fixture(name="make_labelled")
