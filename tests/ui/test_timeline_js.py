@@ -21,9 +21,9 @@ NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
-def run_js(body: str, *, with_util: bool = False) -> object:
-    """Evaluate 20_timeline.js (after 00_util.js when ``with_util``), then ``body``; return its JSON result."""
-    files = ([LABELER / "00_util.js"] if with_util else []) + [LABELER / "20_timeline.js"]
+def run_js(body: str) -> object:
+    """Evaluate 00_util.js and 20_timeline.js (in bundle order), then ``body``; return its JSON result."""
+    files = [LABELER / "00_util.js", LABELER / "20_timeline.js"]
     script = (
         "const fs = require('fs'); const vm = require('vm');\n"
         f"for (const f of {json.dumps([str(f) for f in files])}) vm.runInThisContext(fs.readFileSync(f, 'utf8'), f);\n"
@@ -214,13 +214,13 @@ def test_label_filter_ranks_prefix_then_word_start_then_substring():
 
 def test_time_format_matches_the_app_wide_format():
     frames = [0, 29, 30, 1799, 36000 - 1, 36000, 30 * 3600 + 45]
-    fallback = run_js(f"return {frames}.map(f => [timelineFormatTime(f, 30), timelineFormatTime(f, 30, false)]);")
-    shared = run_js(f"return {frames}.map(f => timelineFormatTime(f, 30));", with_util=True)
-    assert fallback == [
+    out = run_js(f"return {frames}.map(f => [timelineFormatTime(f, 30), timelineFormatTime(f, 30, false)]);")
+    shared = run_js(f"return {frames}.map(f => utilFormatTime(f, 30));")
+    assert out == [
         ["00:00.00", "00:00"], ["00:00.29", "00:00"], ["00:01.00", "00:01"], ["00:59.29", "00:59"],
         ["19:59.29", "19:59"], ["20:00.00", "20:00"], ["1:00:01.15", "1:00:01"],
     ]
-    assert shared == [pair[0] for pair in fallback]  # the same text as utilFormatTime in 00_util.js
+    assert shared == [pair[0] for pair in out]  # the same text as utilFormatTime in 00_util.js
 
 
 def test_badges_and_initials():

@@ -350,11 +350,7 @@ function createPlayer(ctx) {
   function seek(frame, { measure = true } = {}) {
     const target = clampFrame(frame);
     // ctx.seek sets state.frame and emits "frame"; our own listener ignores source "player".
-    if (typeof ctx.seek === "function") ctx.seek(target, "player");
-    else {
-      state.frame = target;
-      bus.emit("frame", { frame: target, source: "player" });
-    }
+    ctx.seek(target, "player");
     onSeek(target, measure);
   }
 
@@ -678,11 +674,7 @@ function createPlayer(ctx) {
   }
 
   function moveTo(f) {
-    if (typeof ctx.seek === "function") ctx.seek(f, "player");
-    else {
-      state.frame = f;
-      bus.emit("frame", { frame: f, source: "player" });
-    }
+    ctx.seek(f, "player");
     updateTime();
   }
 
@@ -792,6 +784,7 @@ function createPlayer(ctx) {
       if (urgentPending) return;
     }
     const limit = playing ? PLAYER_MAX_INFLIGHT.playing : PLAYER_MAX_INFLIGHT.paused;
+    if (inflight >= limit) return; // the usual case while playing: build no lists every frame
     const lists = new Map(stores.map((s) => [s, wanted(f, s.stride)]));
     // Playing, the window slides a frame at a time: send full batches (one message per frame would
     // cost the kernel more than the frames), unless the first missing frame is due within half a second.

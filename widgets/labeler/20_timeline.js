@@ -34,35 +34,14 @@ const TIMELINE_DRAG_PX = 3;
 const TIMELINE_SNAP_PX = 6;
 const TIMELINE_MAX_PX_PER_FRAME = 40;
 const TIMELINE_BUTTON_PX = 15;
-const TIMELINE_FALLBACK_PALETTE = [
-  "#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#999999",
-];
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers (no DOM): tested with node in tests/ui/test_timeline_js.py.
 
-/** Colour of a region: utilRegionColor (00_util.js) when present, else a stable hash colour. */
-function timelineRegionColor(region) {
-  if (typeof utilRegionColor === "function") return utilRegionColor(region);
-  let hash = 0;
-  for (const ch of String(region)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return TIMELINE_FALLBACK_PALETTE[hash % TIMELINE_FALLBACK_PALETTE.length];
-}
-
-/** A frame as "mm:ss.ff" (withFrames) or "mm:ss"; "h:mm:ss" from one hour on. */
+/** A frame as utilFormatTime writes it ("mm:ss.ff"), or without the frame part ("mm:ss", "h:mm:ss"). */
 function timelineFormatTime(frame, fps, withFrames = true) {
-  if (withFrames && typeof utilFormatTime === "function") return utilFormatTime(frame, fps);
-  const rate = fps > 0 ? fps : 30;
-  const whole = Math.max(0, Math.floor(frame + 1e-6));
-  const total = Math.floor((whole + 1e-6) / rate);
-  const within = Math.max(0, Math.floor(whole - total * rate + 1e-6));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  const pad = (v, n) => String(v).padStart(n, "0");
-  let text = h > 0 ? `${h}:${pad(m, 2)}:${pad(s, 2)}` : `${pad(m, 2)}:${pad(s, 2)}`;
-  if (withFrames) text += `.${pad(within, Math.max(2, String(Math.ceil(rate) - 1).length))}`;
-  return text;
+  const text = utilFormatTime(frame, fps);
+  return withFrames ? text : text.replace(/\.\d+$/, "");
 }
 
 /** Short badge of a laterality: "left" -> "L", "right" -> "R", "bilateral" -> "B"; "" for none. */
@@ -306,11 +285,10 @@ function timelineDefaultLaterality(region, lateralities, fallback = null) {
 // ---------------------------------------------------------------------------------------------
 // DOM helpers.
 
+/** utilEl with attributes: timelineNode("button", "de-x", {type: "button"}, "text"). */
 function timelineNode(tag, className, attrs, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
+  const node = utilEl(tag, className, text);
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
-  if (text !== undefined) node.textContent = text;
   return node;
 }
 
@@ -496,6 +474,7 @@ function createTimeline(ctx) {
     hover: null, hoverTrack: -1, focusTrack: 0, drag: null, pending: new Map(), nextTemp: 1,
     markIn: null, ghost: null, buttons: [], chooser: null, raf: 0, destroyed: false, overview: null, overviewKey: "",
     textWidths: new Map(), patterns: new Map(), contrast: new Map(), tipTimer: 0, pan: 0, lastPointer: null,
+    labelsVersion: 0,
   };
   const stats = { lastRedrawMs: 0, redraws: 0, redraw: () => drawNow(true), geometry: () => ({
     gutterPx: TIMELINE_GUTTER_PX, view: { ...S.view }, rulerPx: TIMELINE_RULER_PX, seizureTop: S.layout.seizureTop,
@@ -512,15 +491,11 @@ function createTimeline(ctx) {
   const xOf = (frame) => TIMELINE_GUTTER_PX + (frame - S.view.startFrame) * S.view.pxPerFrame;
   const frameAt = (x) => S.view.startFrame + (x - TIMELINE_GUTTER_PX) / S.view.pxPerFrame;
   const visibleFrames = () => areaWidth() / S.view.pxPerFrame;
-  const fmt = (frame) => timelineFormatTime(frame, fps(), true);
+  const fmt = (frame) => utilFormatTime(frame, fps());
   const selected = (kind, id) => { const s = ctx.state.selection; return !!s && s.kind === kind && s.id === id; };
 
   function select(selection) {
-    if (typeof ctx.select === "function") ctx.select(selection);
-    else {
-      ctx.state.selection = selection;
-      ctx.bus.emit("select", { selection });
-    }
+    ctx.select(selection);
     scheduleDraw();
   }
   function seek(frame) {
@@ -536,7 +511,7 @@ function createTimeline(ctx) {
     S.tracks = timelineBuildTracks(vocabulary().regions, [...ctx.labels.mois.values()],
       [...ctx.labels.suggestions.values()]);
     S.layout = timelineLayout(S.tracks);
-    S.labelsVersion = (S.labelsVersion || 0) + 1;
+    S.labelsVersion += 1;
     S.overviewKey = "";
     S.patterns.clear();
     resize();
@@ -690,15 +665,28 @@ function createTimeline(ctx) {
     else g.rect(x, y, w, h);
   }
 
+  /** [x0, x1] of a bar in whole px (at least 1 px wide), or null when it is outside the track area. */
+  function barSpan(row) {
+    const x0 = xOf(row.start_frame);
+    const x1 = xOf(row.end_frame);
+    if (x1 < TIMELINE_GUTTER_PX || x0 > S.widthPx) return null;
+    const a = Math.round(x0);
+    return [a, Math.max(a + 1, Math.round(x1))];
+  }
+  /** The 2 px outline of a selected bar or seizure. */
+  function strokeSelected(x, y, w, h, th) {
+    g.strokeStyle = th.fg;
+    g.lineWidth = 2;
+    g.strokeRect(x + 1, y + 1, Math.max(1, w - 2), h - 2);
+  }
+
   /** One MOI bar. mode: "" | "pending" | "deleting" | "ghost". */
   function drawMoi(row, y, h, mode, th) {
-    let x0 = xOf(row.start_frame);
-    let x1 = xOf(row.end_frame);
-    if (x1 < TIMELINE_GUTTER_PX || x0 > S.widthPx) return;
-    x0 = Math.round(x0);
-    x1 = Math.max(x0 + 1, Math.round(x1));
+    const span = barSpan(row);
+    if (!span) return;
+    const [x0, x1] = span;
     const w = x1 - x0;
-    const color = timelineRegionColor(row.region);
+    const color = utilRegionColor(row.region);
     const isSel = selected("moi", row.id);
     const isHover = S.hover && S.hover.kind === "moi" && S.hover.row.id === row.id;
     g.globalAlpha = mode === "deleting" ? 0.25 : mode === "ghost" || mode === "pending" ? 0.6 : 0.9;
@@ -717,9 +705,7 @@ function createTimeline(ctx) {
       g.strokeRect(x0 + 0.5, y + 0.5, w - 1, h - 1);
       g.setLineDash([]);
     } else if (isSel) {
-      g.strokeStyle = th.fg;
-      g.lineWidth = 2;
-      g.strokeRect(x0 + 1, y + 1, Math.max(1, w - 2), h - 2);
+      strokeSelected(x0, y, w, h, th);
     } else if (isHover) {
       g.strokeStyle = th.fg;
       g.lineWidth = 1;
@@ -784,7 +770,7 @@ function createTimeline(ctx) {
     const scale = S.view.pxPerFrame;
     const right = S.widthPx;
     const laneY = (i) => lt.laneTop + group.lanes[i] * TIMELINE_LANE_PX + 1;
-    const color = timelineRegionColor(group.items[lo].region);
+    const color = utilRegionColor(group.items[lo].region);
     const runs = new Path2D();
     const bars = new Path2D();
     const flush = (lane) => {
@@ -897,13 +883,11 @@ function createTimeline(ctx) {
   }
 
   function drawSuggestion(row, y, h, pending, th) {
-    let x0 = xOf(row.start_frame);
-    let x1 = xOf(row.end_frame);
-    if (x1 < TIMELINE_GUTTER_PX || x0 > S.widthPx) return;
-    x0 = Math.round(x0);
-    x1 = Math.max(x0 + 1, Math.round(x1));
+    const span = barSpan(row);
+    if (!span) return;
+    const [x0, x1] = span;
     const w = x1 - x0;
-    const color = timelineRegionColor(row.region);
+    const color = utilRegionColor(row.region);
     g.fillStyle = hatch(color);
     g.fillRect(x0, y, w, h);
     g.strokeStyle = color;
@@ -913,11 +897,7 @@ function createTimeline(ctx) {
     g.setLineDash([]);
     const isSel = selected("suggestion", row.id);
     const isHover = S.hover && S.hover.kind === "suggestion" && S.hover.row.id === row.id;
-    if (isSel) {
-      g.strokeStyle = th.fg;
-      g.lineWidth = 2;
-      g.strokeRect(x0 + 1, y + 1, Math.max(1, w - 2), h - 2);
-    }
+    if (isSel) strokeSelected(x0, y, w, h, th);
     const left = Math.max(x0, TIMELINE_GUTTER_PX) + 3;
     const right = Math.min(x1, S.widthPx) - 3;
     if (right - left > 24) {
@@ -1035,11 +1015,7 @@ function createTimeline(ctx) {
         g.strokeRect(x0 + 0.5, laneY + 3.5, Math.max(1, x1 - x0 - 1), TIMELINE_SEIZURE_PX - 7);
         g.setLineDash([]);
       }
-      if (selected("seizure", row.id)) {
-        g.strokeStyle = th.fg;
-        g.lineWidth = 2;
-        g.strokeRect(x0 + 1, laneY + 3, Math.max(1, x1 - x0 - 2), TIMELINE_SEIZURE_PX - 6);
-      }
+      if (selected("seizure", row.id)) strokeSelected(x0, laneY + 2, x1 - x0, TIMELINE_SEIZURE_PX - 4, th);
       g.strokeStyle = th.seizure;
       g.lineWidth = 1.5;
       g.beginPath();
@@ -1081,7 +1057,7 @@ function createTimeline(ctx) {
       const scale = w / nFrames();
       const rowH = Math.max(1, Math.min(4, (h - 4) / Math.max(1, S.tracks.length)));
       S.tracks.forEach((track, t) => {
-        o.fillStyle = timelineRegionColor(track.region);
+        o.fillStyle = utilRegionColor(track.region);
         const y = 2 + t * rowH;
         for (const row of track.mois.items) {
           o.fillRect(row.start_frame * scale, y, Math.max(1, (row.end_frame - row.start_frame) * scale), rowH - 0.5);
@@ -1117,11 +1093,12 @@ function createTimeline(ctx) {
   /** Draw everything now; `flush` reads one pixel back so the time includes the rasterization. */
   function drawNow(flush = false) {
     const t0 = performance.now();
-    S.flush = flush;
     if (S.destroyed) return 0;
     if ((window.devicePixelRatio || 1) !== S.dpr) resize();
-    const th = timelineTheme(el);
-    S.theme = th;
+    // The theme is read once (a style read every frame while playing is not free), again when
+    // JupyterLab's theme changes (themeObserver); not cached until the timeline is in the page.
+    const th = S.theme || timelineTheme(el);
+    if (el.isConnected) S.theme = th;
     S.buttons = [];
     const L = S.layout;
     const W = S.widthPx;
@@ -1131,7 +1108,7 @@ function createTimeline(ctx) {
       g.fillStyle = th.muted;
       g.font = `12px ${th.font}`;
       g.fillText(rec() ? "" : "No recording open", 12, 14);
-      return finish(t0);
+      return finish(t0, flush);
     }
     const fromFrame = S.view.startFrame;
     const toFrame = fromFrame + visibleFrames();
@@ -1166,7 +1143,7 @@ function createTimeline(ctx) {
         g.globalAlpha = 1;
         g.fillRect(0, lt.top, 3, lt.bottom - lt.top);
       }
-      g.fillStyle = timelineRegionColor(track.region);
+      g.fillStyle = utilRegionColor(track.region);
       roundRect(10, lt.top + 8, 9, 9, 2);
       g.fill();
       g.fillStyle = th.fg;
@@ -1226,9 +1203,13 @@ function createTimeline(ctx) {
 
     use(2, th);
     drawOverview(th);
-    rangeText.textContent = `${timelineFormatTime(fromFrame, fps())} – ${timelineFormatTime(toFrame, fps())}`;
-    markText.textContent = S.markIn !== null ? `IN ${fmt(S.markIn)} — mark out to finish` : "";
-    return finish(t0);
+    // Written only when changed: the playhead redraws every frame, and a DOM write costs a layout.
+    setText(rangeText, `${fmt(fromFrame)} – ${fmt(toFrame)}`);
+    setText(markText, S.markIn !== null ? `IN ${fmt(S.markIn)} — mark out to finish` : "");
+    return finish(t0, flush);
+  }
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
   }
   function clipArea(top, bottom) {
     g.beginPath();
@@ -1288,8 +1269,8 @@ function createTimeline(ctx) {
     g.lineTo(px + 0.25, 7);
     g.fill();
   }
-  function finish(t0) {
-    if (S.flush) for (const c of contexts) c.getImageData(0, 0, 1, 1);
+  function finish(t0, flush) {
+    if (flush) for (const c of contexts) c.getImageData(0, 0, 1, 1);
     const ms = performance.now() - t0;
     stats.lastRedrawMs = ms;
     stats.redraws += 1;
@@ -2020,6 +2001,7 @@ function createTimeline(ctx) {
   const observer = typeof ResizeObserver === "function" ? new ResizeObserver(() => resize()) : null;
   if (observer) observer.observe(stage);
   const themeObserver = new MutationObserver(() => {
+    S.theme = null;
     S.overviewKey = "";
     S.contrast.clear();
     scheduleDraw();
