@@ -17,7 +17,7 @@ from deepepil.labels import _validate
 from deepepil.labels._history import TABLES, Tx
 from deepepil.labels._rows import (
     KEYPOINT_COLUMNS, KEYPOINT_T, SEIZURE_COLUMNS, SEIZURE_T, SUGGESTION_COLUMNS, SUGGESTION_T, KeypointRow,
-    Moi, RecordingInfo, SeizureRow, SuggestionRow, filter_in, select_rows,
+    Moi, RecordingInfo, SeizureRow, SuggestionRow, filter_in,
 )
 from deepepil.labels._validate import SUGGESTION_WRITERS
 from deepepil.labels.models import Decision, LabelStatus
@@ -134,8 +134,7 @@ class RecordsMixin:
                  include_deleted: bool = False) -> pd.DataFrame:
         """Seizures as a DataFrame (columns :data:`~deepepil.labels._rows.SEIZURE_COLUMNS`)."""
         t = SEIZURE_T
-        stmt = self._scoped(select_rows(t, plain=True, hidden=self._hidden.get("seizure", ())), t, recording_id,
-                            include_deleted)
+        stmt = self._scoped(t, recording_id, include_deleted)
         stmt = filter_in(stmt, author=author).order_by(t.c.recording_id, t.c.onset_frame, t.c.id)
         return self._frame(stmt, SEIZURE_COLUMNS)
 
@@ -212,7 +211,7 @@ class RecordsMixin:
                   author: Optional[str] = None, include_deleted: bool = False) -> pd.DataFrame:
         """Keypoints as a DataFrame (columns :data:`~deepepil.labels._rows.KEYPOINT_COLUMNS`)."""
         t = KEYPOINT_T
-        stmt = self._scoped(select_rows(t, plain=True), t, recording_id, include_deleted)
+        stmt = self._scoped(t, recording_id, include_deleted)
         if frame_index is not None:
             stmt = stmt.where(t.c.frame_index == _validate.as_frame(frame_index, "frame_index"))
         stmt = filter_in(stmt, author=author).order_by(t.c.recording_id, t.c.frame_index, t.c.joint, t.c.id)
@@ -284,6 +283,6 @@ class RecordsMixin:
         t = SUGGESTION_T
         if decision is not None:
             _validate.check_choice(decision, _DECISIONS, "decision")
-        stmt = self._scoped(select_rows(t, plain=True), t, recording_id, False)
+        stmt = self._scoped(t, recording_id, False)
         stmt = filter_in(stmt, decision=decision, model_version=model_version)
         return self._frame(stmt.order_by(t.c.recording_id, t.c.start_frame, t.c.id), SUGGESTION_COLUMNS)

@@ -218,7 +218,6 @@ class SuggestionRow(_Interval, _Row):
     updated_at: dt.datetime
 
 
-
 @dataclasses.dataclass(frozen=True)
 class RecordingInfo:
     """What the label service needs to know about a recording."""

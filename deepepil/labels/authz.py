@@ -19,10 +19,12 @@ reaches the server or its logs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,10 +153,17 @@ def _set_group(conn: Connection, role: str, group: str) -> None:
         conn.execute(sa.text(f"REVOKE {quoted} FROM {_quote(conn, member)}"))
 
 
-def _denied(exc: sa.exc.DBAPIError, what: str) -> AccessDeniedError:
-    owner = "the owner's URL (the role that ran `deepepil db upgrade`: a superuser, or a role with CREATEROLE)"
-    first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-    return AccessDeniedError(f"cannot {what}: {first}. Use {owner}")
+@contextlib.contextmanager
+def _owner_needed(what: str) -> Iterator[None]:
+    """Turn "permission denied" (the URL's role may not manage roles) into an AccessDeniedError saying so."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        owner = "the owner's URL (the role that ran `deepepil db upgrade`: a superuser, or a role with CREATEROLE)"
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise AccessDeniedError(f"cannot {what}: {first}. Use {owner}") from None
 
 
 def issue_credentials(username: str, *, url: str | None = None) -> str:
@@ -210,13 +219,9 @@ def issue_credentials(username: str, *, url: str | None = None) -> str:
                                                                      USER_T.c.id != user.id)).scalar()
             if holder is not None:
                 raise ValidationError(f"database role {role} belongs to user {holder!r} already")
-            try:
+            with _owner_needed(f"create the database role of {username!r}"):
                 _set_login(conn, role, _scram_verifier(password))
                 _set_group(conn, role, GROUP_ROLES[getattr(user.role, "value", user.role)])
-            except sa.exc.DBAPIError as exc:
-                if getattr(exc.orig, "pgcode", None) == _INSUFFICIENT_PRIVILEGE:
-                    raise _denied(exc, f"create the database role of {username!r}") from None
-                raise
             if user.db_role != role:
                 conn.execute(sa.update(USER_T).where(USER_T.c.id == user.id).values(db_role=role))
     finally:
@@ -251,21 +256,17 @@ def revoke_credentials(username: str, *, url: str | None = None, terminate: bool
         with engine.connect() as conn:
             with conn.begin():
                 stored = None
-                if sa.inspect(conn).has_table("app_user"):
-                    columns = {c["name"] for c in sa.inspect(conn).get_columns("app_user")}
-                    if "db_role" in columns:
+                inspector = sa.inspect(conn)
+                if inspector.has_table("app_user"):
+                    if "db_role" in {c["name"] for c in inspector.get_columns("app_user")}:
                         stored = conn.execute(sa.select(USER_T.c.db_role)
                                               .where(USER_T.c.username == username)).scalar()
                 role = stored or role_name(username)
                 exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first()
                 if exists is None:
                     return False
-                try:
+                with _owner_needed(f"revoke the database role of {username!r}"):
                     conn.execute(sa.text(f"ALTER ROLE {_quote(conn, role)} WITH NOLOGIN PASSWORD NULL"))
-                except sa.exc.DBAPIError as exc:
-                    if getattr(exc.orig, "pgcode", None) == _INSUFFICIENT_PRIVILEGE:
-                        raise _denied(exc, f"revoke the database role of {username!r}") from None
-                    raise
             if terminate:
                 _terminate_sessions(conn, role)
         return True

@@ -514,15 +514,16 @@ class LabelStore(RecordsMixin, ExchangeMixin):
         clinic's recordings only.
         """
         t = MOI_T
-        stmt = self._scoped(select_rows(t, plain=True), t, recording_id, include_deleted)
+        stmt = self._scoped(t, recording_id, include_deleted)
         stmt = filter_in(stmt, author=author, region=region, label=label, source=source)
         stmt = stmt.order_by(t.c.recording_id, t.c.start_frame, t.c.id)
         return self._frame(stmt, MOI_COLUMNS)
 
     # --- shared query helpers ---------------------------------------------------------------
 
-    def _scoped(self, stmt: sa.Select, table: sa.Table, recording_id: Optional[int],
-                include_deleted: bool) -> sa.Select:
+    def _scoped(self, table: sa.Table, recording_id: Optional[int], include_deleted: bool) -> sa.Select:
+        """The rows of label ``table`` this user lists (:func:`select_rows`, plain; hidden columns as NULL)."""
+        stmt = select_rows(table, plain=True, hidden=self._hidden.get(table.name, ()))
         if recording_id is not None:
             stmt = stmt.where(table.c.recording_id == _as_id(recording_id, "recording_id"))
         if not include_deleted:

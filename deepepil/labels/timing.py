@@ -36,7 +36,9 @@ def check_fps(fps: float) -> float:
 
 
 def _round_half_up(x):
-    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+    """``floor(x + 0.5)``: an int for a scalar, an int64 array for an array."""
+    out = np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+    return int(out) if out.ndim == 0 else out
 
 
 @overload
@@ -45,9 +47,7 @@ def frame_to_ms(frame: int, fps: float) -> int: ...
 def frame_to_ms(frame: np.ndarray, fps: float) -> np.ndarray: ...
 def frame_to_ms(frame, fps):
     """Milliseconds of frame index ``frame``: ``floor(frame * 1000 / fps + 0.5)`` (int or int64 array)."""
-    fps = check_fps(fps)
-    out = _round_half_up(np.asarray(frame, dtype=np.float64) * 1000.0 / fps)
-    return int(out) if out.ndim == 0 else out
+    return _round_half_up(np.asarray(frame, dtype=np.float64) * 1000.0 / check_fps(fps))
 
 
 @overload
@@ -56,9 +56,7 @@ def ms_to_frame(ms: int, fps: float) -> int: ...
 def ms_to_frame(ms: np.ndarray, fps: float) -> np.ndarray: ...
 def ms_to_frame(ms, fps):
     """Frame index at ``ms`` milliseconds: ``floor(ms * fps / 1000 + 0.5)`` (int or int64 array)."""
-    fps = check_fps(fps)
-    out = _round_half_up(np.asarray(ms, dtype=np.float64) * fps / 1000.0)
-    return int(out) if out.ndim == 0 else out
+    return _round_half_up(np.asarray(ms, dtype=np.float64) * check_fps(fps) / 1000.0)
 
 
 def frame_to_seconds(frame: int, fps: float) -> float:
@@ -68,4 +66,4 @@ def frame_to_seconds(frame: int, fps: float) -> float:
 
 def seconds_to_frame(seconds: float, fps: float) -> int:
     """Frame index at ``seconds``: ``floor(seconds * fps + 0.5)``."""
-    return int(_round_half_up(float(seconds) * check_fps(fps)))
+    return _round_half_up(float(seconds) * check_fps(fps))

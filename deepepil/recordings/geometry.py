@@ -426,6 +426,16 @@ def _nearest_reading(mm: np.ndarray, u: float, v: float, r: int) -> tuple[float,
     return float(window[sv, su]), u0 + su, v0 + sv, float(dist[sv, su])
 
 
+def _in_image(intr: Intrinsics, u: float, v: float) -> bool:
+    return -0.5 <= u < intr.width - 0.5 and -0.5 <= v < intr.height - 0.5
+
+
+def _ray_point(intr: Intrinsics, u: float, v: float, depth_mm: float) -> tuple[float, float, float]:
+    """The camera-frame point (metres) on the ray through ``(u, v)`` at depth ``depth_mm``."""
+    z = depth_mm * 1e-3
+    return (u - intr.cx) / intr.fx * z, (v - intr.cy) / intr.fy * z, z
+
+
 def lift_pixel(depth: Any, u: float, v: float, calibration: Any, *, search_radius_px: int = 3) -> LiftedPoint:
     """Lift a clicked image position to 3D through the depth frame.
 
@@ -457,7 +467,7 @@ def lift_pixel(depth: Any, u: float, v: float, calibration: Any, *, search_radiu
         u, v = float(u), float(v)
     except (TypeError, ValueError):
         raise ValidationError(f"u and v must be numbers (pixels), got {u!r}, {v!r}") from None
-    if not (-0.5 <= u < intr.width - 0.5 and -0.5 <= v < intr.height - 0.5):
+    if not _in_image(intr, u, v):
         raise ValidationError(f"pixel ({u:g}, {v:g}) is outside the {intr.width}x{intr.height} depth image; "
                               f"u must be in [-0.5, {intr.width - 0.5}) and v in [-0.5, {intr.height - 0.5})")
     found = _nearest_reading(mm, u, v, r)
@@ -466,9 +476,8 @@ def lift_pixel(depth: Any, u: float, v: float, calibration: Any, *, search_radiu
             f"no depth reading within {r} px of pixel ({u:g}, {v:g}): the sensor gave none there (a hole, "
             f"e.g. at a depth edge); click on a nearby surface or pass a larger search_radius_px")
     depth_mm, su, sv, distance_px = found
-    z = depth_mm * 1e-3
-    return LiftedPoint(x_m=(u - intr.cx) / intr.fx * z, y_m=(v - intr.cy) / intr.fy * z, z_m=z,
-                       depth_mm=depth_mm, source_px=(su, sv), distance_px=distance_px)
+    x, y, z = _ray_point(intr, u, v, depth_mm)
+    return LiftedPoint(x_m=x, y_m=y, z_m=z, depth_mm=depth_mm, source_px=(su, sv), distance_px=distance_px)
 
 
 def lift_pixels(depth: Any, uv_px: Any, calibration: Any, *, search_radius_px: int = 3
@@ -492,12 +501,8 @@ def lift_pixels(depth: Any, uv_px: Any, calibration: Any, *, search_radius_px: i
     xyz = np.full((len(uv), 3), np.nan)
     distance = np.full(len(uv), np.nan)
     for i, (u, v) in enumerate(uv):
-        if not (-0.5 <= u < intr.width - 0.5 and -0.5 <= v < intr.height - 0.5):
-            continue
-        found = _nearest_reading(mm, u, v, r)
-        if found is None:
-            continue
-        z = found[0] * 1e-3
-        xyz[i] = (u - intr.cx) / intr.fx * z, (v - intr.cy) / intr.fy * z, z
-        distance[i] = found[3]
+        found = _nearest_reading(mm, u, v, r) if _in_image(intr, u, v) else None
+        if found is not None:
+            xyz[i] = _ray_point(intr, u, v, found[0])
+            distance[i] = found[3]
     return xyz, distance

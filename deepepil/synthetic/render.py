@@ -17,12 +17,15 @@ into sensor-like images:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from deepepil.recordings.calibration import scale_intrinsics
+from deepepil.recordings.geometry import Intrinsics
 from deepepil.synthetic.patient import PatientProfile
 from deepepil.synthetic.scene import (
     BED_CENTER_XY_M,
@@ -58,34 +61,27 @@ _NOISE_MARGIN = 64
 _TAG_RGB_NOISE = 5
 
 
-@dataclass
-class Camera:
-    """A pinhole camera: image size, intrinsics in pixels and unit ray directions."""
+@dataclass(frozen=True)
+class Camera(Intrinsics):
+    """A pinhole camera (:class:`~deepepil.recordings.geometry.Intrinsics`) with its unit ray directions."""
 
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    def __post_init__(self) -> None:
+    @functools.cached_property
+    def rays(self) -> np.ndarray:
+        """``(3, H, W)`` float32 unit ray directions."""
         u = (np.arange(self.width, dtype="float64") - self.cx) / self.fx
         v = (np.arange(self.height, dtype="float64") - self.cy) / self.fy
         x, y = np.meshgrid(u, v)
         norm = np.sqrt(x * x + y * y + 1.0)
-        #: (3, H, W) float32 unit ray directions.
-        self.rays = np.stack([x / norm, y / norm, 1.0 / norm]).astype("float32")
+        return np.stack([x / norm, y / norm, 1.0 / norm]).astype("float32")
 
     @classmethod
     def from_intrinsics(cls, intrinsics: dict, width: int | None = None,
                         height: int | None = None) -> "Camera":
         """Camera of a calibration entry, optionally rescaled to ``width`` x ``height``."""
-        w0, h0 = int(intrinsics["width"]), int(intrinsics["height"])
-        w, h = width or w0, height or h0
-        sx, sy = w / w0, h / h0
-        return cls(w, h, intrinsics["fx"] * sx, intrinsics["fy"] * sy,
-                   (intrinsics["cx"] + 0.5) * sx - 0.5, (intrinsics["cy"] + 0.5) * sy - 0.5)
+        w = width or int(intrinsics["width"])
+        h = height or int(intrinsics["height"])
+        scaled = scale_intrinsics(intrinsics, w, h)
+        return cls(w, h, scaled["fx"], scaled["fy"], scaled["cx"], scaled["cy"])
 
     def bbox(self, center: np.ndarray, radius_m: float) -> tuple[int, int, int, int] | None:
         """Pixel box ``(u0, u1, v0, v1)`` holding the projection of a sphere, or None."""

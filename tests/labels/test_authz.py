@@ -179,7 +179,7 @@ def test_odd_user_names_get_working_roles(label_db, password_logins):
 
 @PG
 def test_a_clinician_reads_only_their_clinics_rows(world):
-    ann, owner, db, ids = world["sql"]["ann"], world["owner"], world["db"], world["ids"]
+    ann, owner, db = world["sql"]["ann"], world["owner"], world["db"]
     for table in ("patient", "recording", "seizure", "moi", "keypoint", "suggestion"):
         column = "clinic_id" if table in ("patient", "recording") else "recording_id"
         south = db.south if column == "clinic_id" else db.rec_south
@@ -416,7 +416,7 @@ def test_a_data_scientist_reads_every_clinic_pseudonymized_and_writes_only_sugge
 
 @PG
 def test_an_admin_manages_clinics_users_and_vocabulary_but_not_identities(world):
-    url, root, db = world["urls"]["root"], world["sql"]["root"], world["db"]
+    url, root = world["urls"]["root"], world["sql"]["root"]
     assert admin.add_clinic("East", url=url) > 0
     admin.add_user("eve", "clinician", "East", url=url)
     admin.add_term("moi_label", "lip smacking", url=url)

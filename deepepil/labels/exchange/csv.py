@@ -38,8 +38,8 @@ from deepepil.labels.exchange._common import (
     moi_frame,
     recording_info,
     store_vocabulary,
-    write_rows,
     text_cell,
+    write_rows,
 )
 from deepepil.labels.timing import check_fps, frame_to_seconds, seconds_to_frame
 
@@ -60,7 +60,6 @@ SOURCES: tuple[str, ...] = ("human", "model")
 READ_COLUMNS: tuple[str, ...] = (
     "recording_id", "region", "label", "laterality", "centricity", "start_frame", "end_frame", "source", "line",
 )
-
 
 
 def write_csv(mois: pd.DataFrame, path: str | os.PathLike, *, recordings: Mapping[int, RecordingInfo]) -> Path:

@@ -54,7 +54,6 @@ def _pynwb():
     return pynwb
 
 
-
 def write_nwb(mois: pd.DataFrame, path: str | os.PathLike, *, recording: RecordingInfo,
               session_start_time: Optional[dt.datetime] = None) -> Path:
     """Write MOIs (columns as :meth:`LabelStore.mois` returns them) to an NWB file; return its path."""

@@ -48,6 +48,9 @@ _IN_CLINIC = f"recording_id IN (SELECT r.id FROM recording r WHERE r.clinic_id =
 _REVISION_IN_CLINIC = (f"(COALESCE(\"after\", \"before\") ->> 'recording_id') IN "
                        f"(SELECT r.id::text FROM recording r WHERE r.clinic_id = {_CLINIC})")
 _SNAPSHOT_OF_CLINIC = f"created_by_id IN (SELECT u.id FROM app_user u WHERE u.clinic_id = {_CLINIC})"
+# a clinician's own clinic: rows of its recordings, and patients and recordings themselves
+_CLINICIAN_IN_CLINIC = f"{_IS[CLINICIAN]} AND {_IN_CLINIC}"
+_CLINICIAN_OF_CLINIC = f"{_IS[CLINICIAN]} AND clinic_id = {_CLINIC}"
 
 _DML = "SELECT, INSERT, UPDATE, DELETE"
 # Columns a user may change in place; identity and provenance (id, recording_id, author_id,
@@ -125,11 +128,10 @@ SEQUENCES: dict[str, tuple[str, ...]] = {
 
 
 def _label_table_policies(table: str) -> list[tuple[str, str, str, str | None, str | None]]:
-    in_clinic = f"{_IS[CLINICIAN]} AND {_IN_CLINIC}"
     return [
-        (table, CLINICIAN, "SELECT", in_clinic, None),
-        (table, CLINICIAN, "INSERT", None, f"{in_clinic} AND author_id = {_ME}"),
-        (table, CLINICIAN, "UPDATE", in_clinic, in_clinic),
+        (table, CLINICIAN, "SELECT", _CLINICIAN_IN_CLINIC, None),
+        (table, CLINICIAN, "INSERT", None, f"{_CLINICIAN_IN_CLINIC} AND author_id = {_ME}"),
+        (table, CLINICIAN, "UPDATE", _CLINICIAN_IN_CLINIC, _CLINICIAN_IN_CLINIC),
         (table, DATA_SCIENTIST, "SELECT", _IS[DATA_SCIENTIST], None),
         (table, ADMIN, "ALL", _IS[ADMIN], _IS[ADMIN]),
     ]
@@ -143,20 +145,18 @@ POLICIES: list[tuple[str, str, str, str | None, str | None]] = [
     *[("app_user", group, "SELECT", "true", None) for group in _ALL],
     ("app_user", ADMIN, "INSERT", None, f"{_IS[ADMIN]} AND db_role IS NULL"),
     ("app_user", ADMIN, "UPDATE", _IS[ADMIN], _IS[ADMIN]),
-    ("patient", CLINICIAN, "ALL", f"{_IS[CLINICIAN]} AND clinic_id = {_CLINIC}",
-     f"{_IS[CLINICIAN]} AND clinic_id = {_CLINIC}"),
+    ("patient", CLINICIAN, "ALL", _CLINICIAN_OF_CLINIC, _CLINICIAN_OF_CLINIC),
     ("patient", DATA_SCIENTIST, "SELECT", _IS[DATA_SCIENTIST], None),
     ("patient", ADMIN, "ALL", _IS[ADMIN], _IS[ADMIN]),
-    ("recording", CLINICIAN, "ALL", f"{_IS[CLINICIAN]} AND clinic_id = {_CLINIC}",
-     f"{_IS[CLINICIAN]} AND clinic_id = {_CLINIC}"),
+    ("recording", CLINICIAN, "ALL", _CLINICIAN_OF_CLINIC, _CLINICIAN_OF_CLINIC),
     ("recording", DATA_SCIENTIST, "SELECT", _IS[DATA_SCIENTIST], None),
     ("recording", ADMIN, "ALL", _IS[ADMIN], _IS[ADMIN]),
     *_label_table_policies("seizure"),
     *_label_table_policies("moi"),
     *_label_table_policies("keypoint"),
-    ("suggestion", CLINICIAN, "SELECT", f"{_IS[CLINICIAN]} AND {_IN_CLINIC}", None),
-    ("suggestion", CLINICIAN, "UPDATE", f"{_IS[CLINICIAN]} AND {_IN_CLINIC}",
-     f"{_IS[CLINICIAN]} AND {_IN_CLINIC} AND (decided_by_id IS NULL OR decided_by_id = {_ME})"),
+    ("suggestion", CLINICIAN, "SELECT", _CLINICIAN_IN_CLINIC, None),
+    ("suggestion", CLINICIAN, "UPDATE", _CLINICIAN_IN_CLINIC,
+     f"{_CLINICIAN_IN_CLINIC} AND (decided_by_id IS NULL OR decided_by_id = {_ME})"),
     ("suggestion", DATA_SCIENTIST, "SELECT", _IS[DATA_SCIENTIST], None),
     ("suggestion", DATA_SCIENTIST, "INSERT", None, f"{_IS[DATA_SCIENTIST]} AND created_by_id = {_ME}"),
     ("suggestion", DATA_SCIENTIST, "UPDATE", _IS[DATA_SCIENTIST], _IS[DATA_SCIENTIST]),
@@ -184,11 +184,10 @@ _OWNER_POLICY = "deepepil_owner_all"
 #: The helpers policies use: name -> (return type, SQL body). ``session_user`` is the login role
 #: (unchanged by SET ROLE, and inside SECURITY DEFINER functions).
 HELPERS: dict[str, tuple[str, str]] = {
-    "deepepil_current_app_user": ("integer", "SELECT id FROM app_user WHERE db_role = session_user::text AND active"),
-    "deepepil_current_clinic": ("integer",
-                                "SELECT clinic_id FROM app_user WHERE db_role = session_user::text AND active"),
-    "deepepil_current_role": ("text",
-                              "SELECT role::text FROM app_user WHERE db_role = session_user::text AND active"),
+    name: (returns, f"SELECT {column} FROM app_user WHERE db_role = session_user::text AND active")
+    for name, returns, column in (("deepepil_current_app_user", "integer", "id"),
+                                  ("deepepil_current_clinic", "integer", "clinic_id"),
+                                  ("deepepil_current_role", "text", "role::text"))
 }
 _APPEND_ONLY = "deepepil_revision_append_only"
 
