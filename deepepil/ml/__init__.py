@@ -15,34 +15,6 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = [
-    "ClipDataset",
-    "Augment",
-    "recording_table",
-    "seizure_table",
-    "leave_one_patient_out",
-    "grouped_kfold",
-    "Split",
-    "build_model",
-    "list_models",
-    "count_parameters",
-    "load_weights",
-    "train",
-    "RunResult",
-    "load_config",
-    "Config",
-    "evaluate",
-    "Evaluation",
-    "predict",
-    "predict_many",
-    "Prediction",
-    "load_registered",
-    "set_alias",
-    "mlflow_server_command",
-    "grad_cam",
-    "save_explanations",
-]
-
 _EXPORTS = {
     "ClipDataset": "deepepil.ml.dataset",
     "Augment": "deepepil.ml.transforms",
@@ -70,6 +42,7 @@ _EXPORTS = {
     "grad_cam": "deepepil.ml.explain",
     "save_explanations": "deepepil.ml.explain",
 }
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -10,11 +10,9 @@ until a command runs, so ``deepepil --help`` stays quick.
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_parser", "cmd_train", "cmd_predict", "main"]
+__all__ = ["add_parser", "cmd_train", "cmd_predict"]
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -108,23 +106,3 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``train`` and ``predict`` on their own (``python -m deepepil.ml.cli``), with ``deepepil``'s error handling."""
-    from deepepil.errors import DeepEpilError
-
-    parser = argparse.ArgumentParser(prog="deepepil")
-    add_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (DeepEpilError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"deepepil {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"deepepil {args.command}: interrupted (resume with --resume)", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,8 +29,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 import pandas as pd
 
-from deepepil.errors import ValidationError
-from deepepil.errors import ClipTooLongError, EmptyLabelsError, SingleClassError
+from deepepil.errors import ClipTooLongError, EmptyLabelsError, SingleClassError, ValidationError
 
 __all__ = [
     "ClipSpec",

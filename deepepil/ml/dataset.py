@@ -29,11 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepepil.errors import ValidationError
+from deepepil.errors import EmptyLabelsError, MissingStreamError, ValidationError
 from deepepil.ml import transforms as T
 from deepepil.ml._io import ClipReader
-from deepepil.ml.clips import ClipSpec, Target, build_clip_index, clip_frame_indices, parse_target
-from deepepil.errors import EmptyLabelsError, MissingStreamError
+from deepepil.ml.clips import INDEX_COLUMNS, ClipSpec, Target, build_clip_index, clip_frame_indices, parse_target
 from deepepil.ml.tables import snapshot_mois
 
 if TYPE_CHECKING:
@@ -168,6 +167,40 @@ class ClipDataset(torch.utils.data.Dataset):
                 snapshot = store.snapshot(snapshot)
         options.setdefault("seizures", seizure_table(snapshot, url, user=user))
         return cls(snapshot, recording_table(snapshot, url, user=user), **options)
+
+    @classmethod
+    def for_windows(cls, settings: Mapping[str, Any], storage_uri: str, name: str,
+                    starts: Sequence[int]) -> "ClipDataset":
+        """The windows ``starts`` of one recording, cut as a registered model was trained (for inference).
+
+        ``settings`` are the model's inference settings (``metadata["deepepil"]``); every window's
+        target is the first class. A recording without a stream the model reads raises
+        :class:`~deepepil.errors.MissingStreamError`.
+        """
+        ds = object.__new__(cls)
+        ds.spec = ClipSpec(**settings["clip"])
+        ds.streams, ds.channels = tuple(settings["streams"]), tuple(settings["channels"])
+        ds.size = (int(settings["size"][0]), int(settings["size"][1]))
+        ds.crop, ds.crop_margin = settings["crop"], float(settings["crop_margin"])
+        ds.ir_gamma = float(settings["ir_gamma"])
+        ds.augment, ds.snapshot_hash = None, settings.get("snapshot_hash")
+        ds.laterality_in_class = bool(settings.get("laterality_in_class"))
+        ds.target = parse_target(settings["target"])
+        ds.classes = list(settings["classes"])
+        table = pd.DataFrame([{"storage_uri": storage_uri, "patient_code": "-", "name": name}])
+        ds.recordings = ds._recordings(table[["storage_uri"]], table, {storage_uri: ds.classes[0]})
+        fps = float(ds.recordings["fps"].iloc[0])
+        span, step = ds.spec.span_frames(fps), ds.spec.frame_step(fps)
+        starts = np.asarray(starts, dtype=np.int64)
+        ds.index = pd.DataFrame({
+            "recording": name, "storage_uri": storage_uri, "patient_code": "-", "start_frame": starts,
+            "end_frame": starts + span, "centre_frame": starts + span // 2, "frame_step": float(step),
+            "target": ds.classes[0], "target_index": 0, "mirrored_target": None, "mirrored_index": -1,
+        })[list(INDEX_COLUMNS)]
+        ds.stats = ds._check_stats({c: tuple(v) for c, v in settings["stats"].items()})
+        ds._columns()
+        ds._state = None
+        return ds
 
     def _recordings(self, mois: pd.DataFrame, recordings: pd.DataFrame,
                     class_of: Optional[Mapping[str, str]]) -> pd.DataFrame:
@@ -341,24 +374,43 @@ class ClipDataset(torch.utils.data.Dataset):
 
     # -- reading ---------------------------------------------------------------------------
 
+    def frame_indices(self, i: int, start_frame: Optional[int] = None) -> np.ndarray:
+        """Source frame index of every frame of clip ``i`` (started at ``start_frame`` instead, when given)."""
+        start = int(self._start[i] if start_frame is None else start_frame)
+        return clip_frame_indices(start, self.spec.clip_frames, float(self._step[i]))
+
     def read_raw(self, i: int, start_frame: Optional[int] = None) -> dict[str, np.ndarray]:
         """The raw frames of clip ``i`` per stream (``(T, H, W)`` or ``(T, H, W, 3)``), no crop or scaling."""
         rec = int(self._rec[i])
-        start = int(self._start[i] if start_frame is None else start_frame)
-        frames = clip_frame_indices(start, self.spec.clip_frames, float(self._step[i]))
+        frames = self.frame_indices(i, start_frame)
         return {s: self._reader(rec, s).read(frames) for s in self.streams}
 
-    def _box(self, i: int, start: int, raw: Mapping[str, np.ndarray], shape_hw: tuple[int, int]) -> T.Box:
+    def crop_box(self, i: int) -> T.Box:
+        """The crop of clip ``i`` (without augmentation) in the depth/IR image's pixels."""
+        return self._box(i, int(self._start[i]), {})
+
+    def _depth_hw(self, rec: int) -> tuple[int, int]:
+        """Height and width of the depth/IR grid of recording ``rec``, where crop boxes are found."""
+        for stream in ("ir", "depth"):
+            if stream in self.streams:
+                return self._reader(rec, stream).frame_shape[:2]
+        # rgb only: the box is found on the depth grid all the same
+        cal = (self._attrs[rec].get("calibration") or {}).get("depth", {})
+        return int(cal.get("height", 424)), int(cal.get("width", 512))
+
+    def _box(self, i: int, start: int, raw: Mapping[str, np.ndarray]) -> T.Box:
+        """The crop of clip ``i`` (its frames ``raw``, read from ``start``) before augmentation."""
+        rec = int(self._rec[i])
+        shape_hw = self._depth_hw(rec)
         if self.crop is None:
             return T.fit_box(None, shape_hw, self.size)
-        rec = int(self._rec[i])
         boxes = self._local()["boxes"]
         key = (rec, int(self._start[i]))  # the box of the unjittered clip: found once per process
         if key not in boxes:
             if "depth" in raw and start == key[1]:
                 depth = raw["depth"][[0, len(raw["depth"]) // 2, -1]]
             else:  # from the unjittered clip's frames, so the box never depends on which jitter came first
-                frames = clip_frame_indices(key[1], self.spec.clip_frames, float(self._step[i]))
+                frames = self.frame_indices(i)
                 depth = self._reader(rec, "depth").read(frames[[0, len(frames) // 2, -1]])
             if len(boxes) >= _BOX_CACHE_ENTRIES:
                 boxes.clear()
@@ -378,11 +430,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if aug is not None and aug.temporal_jitter_frames:
             start = min(max(start + aug.draw_shift(), 0), int(self._num_frames[rec]) - span)
         raw = self.read_raw(i, start)
-        depth_hw = next((raw[s].shape[1:3] for s in ("ir", "depth") if s in raw), None)
-        if depth_hw is None:  # rgb only: the box is found on the depth grid all the same
-            cal = self._attrs[rec].get("calibration") or {}
-            depth_hw = (int(cal.get("depth", {}).get("height", 424)), int(cal.get("depth", {}).get("width", 512)))
-        box = self._box(i, start, raw, depth_hw)
+        box = self._box(i, start, raw)
         if aug is not None:
             box = aug.draw_box(box)
         target = int(self._target[i])

@@ -117,8 +117,6 @@ def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], ou
     """
     from PIL import Image
 
-    from deepepil.ml.clips import clip_frame_indices
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plain = dataset.subset(np.arange(len(dataset)))  # never augmented
@@ -131,11 +129,12 @@ def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], ou
             prob = torch.softmax(model(clip.unsqueeze(0).to(next(model.parameters()).device)).float(), 1)[0].cpu()
         k = int(prob.argmax()) if class_index is None else int(class_index)
         row = plain.index.iloc[i]
-        frames = clip_frame_indices(int(row.start_frame), plain.spec.clip_frames, float(row.frame_step))
-        box = _box(plain, i)
+        frames = plain.frame_indices(i)
+        box = plain.crop_box(i)
         stem = f"{row.recording}_{int(row.start_frame):06d}_{plain.classes[k]}".replace(" ", "-").replace("/", "-")
         npz = out / f"{stem}.npz"
-        np.savez_compressed(npz, cam=cam.astype(np.float16), frames=frames, box=np.asarray(box, np.float32),
+        np.savez_compressed(npz, cam=cam.astype(np.float16), frames=frames,
+                            box=np.asarray([box.y0, box.y1, box.x0, box.x1], np.float32),
                             class_index=k, class_name=plain.classes[k], score=float(prob[k]))
         pick = np.unique(np.linspace(0, cam.shape[0] - 1, min(max_frames, cam.shape[0])).round().astype(int))
         strip = overlay(clip[0].numpy()[pick], cam[pick])
@@ -146,13 +145,3 @@ def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], ou
                      "npz": str(npz), "png": str(png)})
     return pd.DataFrame(rows)
 
-
-def _box(ds: Any, i: int) -> tuple[float, float, float, float]:
-    """The crop of clip ``i`` in the depth/IR image (``y0, y1, x0, x1``), as the dataset cut it."""
-    raw = ds.read_raw(i)
-    hw = next((raw[s].shape[1:3] for s in ("ir", "depth") if s in raw), None)
-    if hw is None:
-        cal = ds._attrs[int(ds._rec[i])].get("calibration") or {}
-        hw = (int(cal.get("depth", {}).get("height", 424)), int(cal.get("depth", {}).get("width", 512)))
-    box = ds._box(i, int(ds._start[i]), raw, hw)
-    return (float(box.y0), float(box.y1), float(box.x0), float(box.x1))

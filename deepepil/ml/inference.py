@@ -31,7 +31,7 @@ import pandas as pd
 from deepepil.errors import AccessDeniedError, ValidationError
 from deepepil.ml.metrics import prob_column
 
-__all__ = ["Prediction", "predict", "predict_many", "window_starts", "merge_windows", "window_dataset"]
+__all__ = ["Prediction", "predict", "predict_many", "window_starts", "merge_windows"]
 
 _SIDE = re.compile(r"^(?P<label>.+?) \((?P<side>[^()]+)\)$")
 
@@ -104,40 +104,6 @@ def merge_windows(windows: pd.DataFrame, classes: Sequence[str], threshold: floa
     return pd.DataFrame(rows, columns=["class", "start_frame", "end_frame", "score", "windows"])
 
 
-def window_dataset(settings: dict[str, Any], storage_uri: str, name: str, starts: Sequence[int]) -> Any:
-    """A :class:`~deepepil.ml.ClipDataset` of the windows ``starts`` of one recording, cut as at training.
-
-    ``settings`` are a registered model's inference settings (``metadata["deepepil"]``). A
-    recording without a stream the model reads raises :class:`~deepepil.errors.MissingStreamError`.
-    """
-    from deepepil.ml.clips import INDEX_COLUMNS, ClipSpec, parse_target
-    from deepepil.ml.dataset import ClipDataset
-
-    ds = object.__new__(ClipDataset)
-    ds.spec = ClipSpec(**settings["clip"])
-    ds.streams, ds.channels = tuple(settings["streams"]), tuple(settings["channels"])
-    ds.size = (int(settings["size"][0]), int(settings["size"][1]))
-    ds.crop, ds.crop_margin, ds.ir_gamma = settings["crop"], float(settings["crop_margin"]), float(settings["ir_gamma"])
-    ds.augment, ds.snapshot_hash = None, settings.get("snapshot_hash")
-    ds.laterality_in_class = bool(settings.get("laterality_in_class"))
-    ds.target = parse_target(settings["target"])
-    ds.classes = list(settings["classes"])
-    table = pd.DataFrame([{"storage_uri": storage_uri, "patient_code": "-", "name": name}])
-    ds.recordings = ds._recordings(table[["storage_uri"]], table, {storage_uri: ds.classes[0]})
-    fps = float(ds.recordings["fps"].iloc[0])
-    span, step = ds.spec.span_frames(fps), ds.spec.frame_step(fps)
-    starts = np.asarray(starts, dtype=np.int64)
-    ds.index = pd.DataFrame({
-        "recording": name, "storage_uri": storage_uri, "patient_code": "-", "start_frame": starts,
-        "end_frame": starts + span, "centre_frame": starts + span // 2, "frame_step": float(step),
-        "target": ds.classes[0], "target_index": 0, "mirrored_target": None, "mirrored_index": -1,
-    })[list(INDEX_COLUMNS)]
-    ds.stats = ds._check_stats({c: tuple(v) for c, v in settings["stats"].items()})
-    ds._columns()
-    ds._state = None
-    return ds
-
-
 @functools.lru_cache(maxsize=4)
 def _loaded(label: str, tracking_uri: Optional[str], device: str) -> tuple[Any, dict[str, Any], Any]:
     from deepepil.ml.tracking import load_registered
@@ -189,6 +155,8 @@ def predict(model: Union[str, Any], recording_id: int, url: Optional[str] = None
     """
     from deepepil.labels._validate import SUGGESTION_WRITERS
     from deepepil.labels.service import connect
+    from deepepil.ml.clips import ClipSpec
+    from deepepil.ml.dataset import ClipDataset
     from deepepil.ml.tracking import ModelRef, resolve_ref
     from deepepil.ml.training import predict_probs
 
@@ -208,11 +176,12 @@ def predict(model: Union[str, Any], recording_id: int, url: Optional[str] = None
             raise AccessDeniedError(f"{store.user.username} is a {store.user.role}: suggestions are published by "
                                     f"{' or '.join(SUGGESTION_WRITERS)}s; run predict as one (user=...), or "
                                     f"publish=False")
-        span = _span(settings, rec.fps)
-        starts = window_starts(rec.num_frames, span, _stride(settings, rec.fps))
+        spec = ClipSpec(**settings["clip"])
+        span = spec.span_frames(rec.fps)
+        starts = window_starts(rec.num_frames, span, spec.stride(rec.fps))
         if not len(starts):
             raise ValidationError(f"{rec.describe()}: shorter than one window of the model ({span} frames)")
-        ds = window_dataset(settings, rec.storage_uri, rec.name, starts)
+        ds = ClipDataset.for_windows(settings, rec.storage_uri, rec.name, starts)
         prob, _ = predict_probs(net, ds, batch_size=batch_size or int(settings.get("batch_size", 8)), device=device)
         classes = list(settings["classes"])
         windows = ds.index[["start_frame", "end_frame"]].copy()
@@ -225,18 +194,6 @@ def predict(model: Union[str, Any], recording_id: int, url: Optional[str] = None
         if publish and len(suggestions):
             suggestions, added, existing = _publish(store, rec.id, suggestions, ref.label)
     return Prediction(int(rec.id), ref.label, windows, suggestions, added, existing)
-
-
-def _span(settings: dict[str, Any], fps: float) -> int:
-    from deepepil.ml.clips import ClipSpec
-
-    return ClipSpec(**settings["clip"]).span_frames(fps)
-
-
-def _stride(settings: dict[str, Any], fps: float) -> int:
-    from deepepil.ml.clips import ClipSpec
-
-    return ClipSpec(**settings["clip"]).stride(fps)
 
 
 def _as_suggestions(merged: pd.DataFrame, target: str, laterality_in_class: bool) -> pd.DataFrame:

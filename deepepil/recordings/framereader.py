@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,9 @@ class FrameReader:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _shard_path(self, shard: int) -> Path:
+        return self.path / self.separator.join(["c", str(shard)] + ["0"] * len(self.frame_shape))
+
     def _chunk(self, index: int) -> bytes | None:
         """The stored (encoded) bytes of frame ``index``; None for a frame never written."""
         n = self.shape[0]
@@ -89,9 +93,8 @@ class FrameReader:
             raise IndexError(f"frame index {index} is outside the recording (0 to {n - 1})")
         index %= n
         shard, inner = divmod(index, self.frames_per_shard)
-        key = self.separator.join(["c", str(shard)] + ["0"] * len(self.frame_shape))
         try:
-            with open(self.path / key, "rb") as f:
+            with open(self._shard_path(shard), "rb") as f:
                 f.seek(-self.index_bytes, os.SEEK_END)
                 offset, length = np.frombuffer(f.read(16 * (inner + 1)), dtype="<u8")[-2:].tolist()
                 if offset == _MISSING:
@@ -106,6 +109,36 @@ class FrameReader:
         if data is None:
             return np.full(self.frame_shape, self.fill_value, dtype=self.dtype)
         return self._decode(data)
+
+    def read_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames ``indices`` (any order) as one ``(len(indices), *frame_shape)`` array.
+
+        Frames that share a shard are read with one open and one index read (a training clip).
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        n = self.shape[0]
+        outside = indices[(indices < -n) | (indices >= n)]
+        if outside.size:
+            raise IndexError(f"frame index {int(outside[0])} is outside the recording (0 to {n - 1})")
+        indices = indices % n
+        out = np.empty((len(indices), *self.frame_shape), dtype=self.dtype)
+        shards = indices // self.frames_per_shard
+        for shard in np.unique(shards):
+            where = np.flatnonzero(shards == shard)
+            try:
+                with open(self._shard_path(int(shard)), "rb") as f:
+                    f.seek(-self.index_bytes, os.SEEK_END)
+                    table = np.frombuffer(f.read(self.index_bytes - 4), dtype="<u8").reshape(-1, 2)
+                    for k in where:
+                        offset, length = table[indices[k] % self.frames_per_shard].tolist()
+                        if offset == _MISSING:
+                            out[k] = self.fill_value
+                        else:
+                            f.seek(offset)
+                            out[k] = self._decode(f.read(length))
+            except FileNotFoundError:
+                out[where] = self.fill_value
+        return out
 
     def stored_jpeg(self, index: int) -> bytes | None:
         """Frame ``index`` as the JPEG file the store holds (no decoding), for a JPEG-coded stream.

@@ -13,7 +13,7 @@ from torch import nn
 from deepepil.errors import AccessDeniedError, ModelNotFoundError, ValidationError
 from deepepil.labels import admin, connect
 from deepepil.ml import ClipDataset, grad_cam, predict, predict_many, save_explanations, train
-from deepepil.ml.cli import main as ml_cli
+from deepepil.cli import main as deepepil_main
 from deepepil.ml.inference import merge_windows, window_starts
 from deepepil.ml.metrics import prob_column
 
@@ -125,8 +125,9 @@ def test_who_may_publish_and_what(cohort, env, moi_model):
 
 def test_predict_command_and_many_recordings_on_dask(cohort, env, moi_model, capsys):
     rids = sorted(cohort.recording_ids.values())[:2]
-    code = ml_cli(["predict", "--model", "moi-tiny@candidate", "--recording", str(rids[0]), "--url", env["url"],
-                   "--user", "dan", "--tracking-uri", env["tracking"], "--threshold", "0", "--dry-run"])
+    code = deepepil_main(["predict", "--model", "moi-tiny@candidate", "--recording", str(rids[0]),
+                          "--url", env["url"], "--user", "dan", "--tracking-uri", env["tracking"],
+                          "--threshold", "0", "--dry-run"])
     assert code == 0 and f"recording {rids[0]}:" in capsys.readouterr().out
     table = predict_many("moi-tiny@candidate", rids, env["url"], user="dan", tracking_uri=env["tracking"],
                          threshold=0.0, n_workers=1, progress=False)

@@ -17,7 +17,7 @@ from deepepil.errors import (
     ValidationError, WeightsMismatchError,
 )
 from deepepil.ml import load_config, train
-from deepepil.ml.cli import main as ml_cli
+from deepepil.cli import main as deepepil_main
 from deepepil.ml.metrics import prob_column
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def test_the_train_command(work, capsys):
 
     path.write_text(yaml.safe_dump(tiny(url, folder / "cli", **{"tracking.enabled": False,
                                                               "tracking.register": None})))
-    assert ml_cli(["train", str(path), "--set", "split.folds=[0]", "--set", "train.epochs=1",
+    assert deepepil_main(["train", str(path), "--set", "split.folds=[0]", "--set", "train.epochs=1",
                    "--set", "train.final_model=false", "--set", "run_name=cli", "-q"]) == 0
     out = capsys.readouterr().out
     assert f"run folder: {folder / 'cli' / 'runs' / 'cli'}" in out

@@ -6,7 +6,7 @@ import pytest
 
 from deepepil.errors import ConfigError, ValidationError
 from deepepil.ml import Config, load_config
-from deepepil.ml.cli import main as ml_cli
+from deepepil.cli import main as deepepil_main
 
 MINIMAL = {"data": {"snapshot": "train-v1"}}
 
@@ -96,15 +96,15 @@ def test_missing_snapshot_and_non_mapping():
 def test_the_train_command_refuses_a_bad_configuration(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("data: {snapshot: s}\ntrain: {epochz: 2}\n")
-    assert ml_cli(["train", str(path)]) == 1
+    assert deepepil_main(["train", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("deepepil train: error:") and "'epochz'" in err and "did you mean 'epochs'" in err
     assert not (tmp_path / "runs").exists()
-    assert ml_cli(["train", str(tmp_path / "missing.yaml")]) == 1
+    assert deepepil_main(["train", str(tmp_path / "missing.yaml")]) == 1
     assert "no training configuration at" in capsys.readouterr().err
     good = tmp_path / "good.yaml"
     good.write_text("data: {snapshot: s}\n")
-    assert ml_cli(["train", str(good), "--set", "nonsense"]) == 1
+    assert deepepil_main(["train", str(good), "--set", "nonsense"]) == 1
     assert "--set takes SECTION.KEY=VALUE" in capsys.readouterr().err
-    assert ml_cli(["train", str(good), "--set", "train.epochs=zero"]) == 1
+    assert deepepil_main(["train", str(good), "--set", "train.epochs=zero"]) == 1
     assert "train.epochs must be an integer, got 'zero'" in capsys.readouterr().err

@@ -37,6 +37,18 @@ def test_fast_path_equals_xarray_for_every_frame(tmp_path, layout):
         np.testing.assert_array_equal(read_frame(ds, stream, -1), expected[-1])
 
 
+@pytest.mark.parametrize("layout", [StoreLayout(), StoreLayout(frames_per_shard=8)], ids=["default", "shards-of-8"])
+def test_read_frames_equals_xarray_in_any_order(tmp_path, layout):
+    ds = open_recording(ingest(source(), tmp_path, layout=layout, progress=False))
+    n = ds.sizes["time"]
+    indices = [n - 1, 0, 3, 3, -2, 9 % n]  # unsorted, repeated, negative, across shards
+    for stream in ("rgb", "ir", "depth"):
+        frames = FrameReader(ds.attrs["path"], stream).read_frames(indices)
+        np.testing.assert_array_equal(frames, ds[stream].values[indices], err_msg=stream)
+    with pytest.raises(IndexError, match=f"frame index {n} is outside the recording"):
+        FrameReader(ds.attrs["path"], "ir").read_frames([0, n])
+
+
 def test_unsupported_layout_falls_back_to_xarray(tmp_path):
     layout = StoreLayout(frames_per_chunk=4, frames_per_shard=8)
     ds = open_recording(ingest(source(), tmp_path, layout=layout, progress=False))
