@@ -261,7 +261,7 @@ def _hub_db_url(args: argparse.Namespace) -> str:
 
 
 def _cmd_admin_hub(args: argparse.Namespace) -> int:
-    """The hub-side admin commands: approve, accounts, credentials."""
+    """The hub-side admin commands: approve, accounts."""
     from hub import accounts
 
     if args.admin_command == "accounts":
@@ -290,8 +290,6 @@ def _cmd_admin_hub(args: argparse.Namespace) -> int:
             where = f" of clinic {args.clinic!r}" if args.clinic else ""
             print(f"added user {name!r} as {args.role}{where} to the label database (id {user_id})")
         return 0
-    if args.admin_command == "credentials":
-        return _cmd_admin_credentials(args)
     raise AssertionError(args.admin_command)
 
 
@@ -449,7 +447,7 @@ def _add_database_commands(sub: Any) -> None:
     p.add_argument("username", metavar="USERNAME")
     p.add_argument("--url", help="the database owner's URL (default $DEEPEPIL_DB_OWNER_URL)")
     p.add_argument("--show", action="store_true", help="print the URL with its password")
-    p.set_defaults(func=_cmd_admin_hub)
+    p.set_defaults(func=_cmd_admin_credentials)
 
     cat = sub.add_parser("catalog", help="the recording catalog of the label database").add_subparsers(
         dest="catalog_command", required=True, metavar="CATALOG_COMMAND")

@@ -120,17 +120,17 @@ def prepare_label_database(
     for account in accounts:
         if account.username not in known_users:
             admin.add_user(account.username, account.role, account.clinic, url=url)
-    registrar = next(a.username for a in accounts if a.role == "admin")
     placed: dict[str, str] = {}
     if store is None:
         return placed
+    registrar = next(a.username for a in accounts if a.role == "admin")
     codes = _cohort_codes(store.parent / "raw" / "cohort.csv")
-    patients = sorted({codes.get(p.stem, p.stem) for p in store.glob("*.zarr")})
-    for path in sorted(store.glob("*.zarr")):
-        code = codes.get(path.stem)
-        clinic = clinics[patients.index(code if code else path.stem) % len(clinics)]
-        register_recording(path, clinic, code, url, user=registrar)
-        placed[path.stem] = clinic
+    paths = sorted(store.glob("*.zarr"))
+    patient_of = {p.stem: codes.get(p.stem) or p.stem for p in paths}  # no cohort.csv: one patient per store
+    clinic_of = {patient: clinics[i % len(clinics)] for i, patient in enumerate(sorted(set(patient_of.values())))}
+    for path in paths:
+        placed[path.stem] = clinic_of[patient_of[path.stem]]
+        register_recording(path, placed[path.stem], codes.get(path.stem), url, user=registrar)
     return placed
 
 

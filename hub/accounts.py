@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["create_account", "approve_account", "pending_accounts", "list_accounts", "normalize_username"]
+from hub.settings import USERNAME_PATTERN
+
+__all__ = ["create_account", "approve_account", "list_accounts", "normalize_username"]
 
 
 def normalize_username(username: str) -> str:
     """The account name as NativeAuthenticator stores it (lowercase), or ValueError naming what is allowed."""
-    import re
-
     name = (username or "").strip().lower()
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+    if not re.fullmatch(USERNAME_PATTERN, name):
         raise ValueError(
             f"hub user name {username!r} is not allowed: use 1 to 64 lowercase letters, digits, '.', '_' "
             f"or '-', starting with a letter or digit"
@@ -118,8 +119,3 @@ def list_accounts(*, hub_db_url: str) -> list[tuple[str, bool]]:
 
     with _hub_session(hub_db_url) as db:
         return sorted((u.username, bool(u.is_authorized)) for u in db.query(UserInfo))
-
-
-def pending_accounts(*, hub_db_url: str) -> list[str]:
-    """The accounts waiting for approval."""
-    return [name for name, approved in list_accounts(hub_db_url=hub_db_url) if not approved]

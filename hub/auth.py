@@ -16,12 +16,10 @@ from nativeauthenticator.orm import UserInfo
 from tornado.escape import url_escape
 from tornado.httputil import url_concat
 
+from hub.labeldb import GROUP_OF_ROLE
 from hub.settings import AUTHENTICATORS, HubConfigError
 
-__all__ = ["DeepEpilNativeAuthenticator", "authenticator_class", "hub_roles", "mlflow_role", "GROUPS"]
-
-#: The hub groups, each the image of a label-database role (see :data:`hub.labeldb.GROUP_OF_ROLE`).
-GROUPS: tuple[str, ...] = ("clinicians", "data-scientists", "admins")
+__all__ = ["DeepEpilNativeAuthenticator", "authenticator_class", "hub_roles", "mlflow_role"]
 
 
 class _NoTimer:
@@ -114,18 +112,19 @@ def hub_roles() -> list[dict]:
     """
     return [
         {"name": "deepepil-clinician", "description": "Clinicians: their own server only",
-         "scopes": ["self"], "groups": ["clinicians"]},
+         "scopes": ["self"], "groups": [GROUP_OF_ROLE["clinician"]]},
         {"name": "deepepil-data-scientist", "description": "Data scientists: their own server only",
-         "scopes": ["self"], "groups": ["data-scientists"]},
+         "scopes": ["self"], "groups": [GROUP_OF_ROLE["data_scientist"]]},
         {"name": "deepepil-admin",
          "description": "Administrators: manage users, groups and servers; no access to other users' servers",
          "scopes": ["self", "admin-ui", "admin:users", "admin:servers", "admin:groups", "list:users",
                     "read:users", "read:hub", "list:services", "read:services", "read:roles"],
-         "groups": ["admins"]},
+         "groups": [GROUP_OF_ROLE["admin"]]},
     ]
 
 
 def mlflow_role(service: str = "mlflow") -> dict:
     """The role that opens the MLflow service (UI and API): data scientists and admins, not clinicians."""
     return {"name": "deepepil-mlflow", "description": "Use the MLflow tracking server (experiments, models)",
-            "scopes": [f"access:services!service={service}"], "groups": ["data-scientists", "admins"]}
+            "scopes": [f"access:services!service={service}"],
+            "groups": [GROUP_OF_ROLE["data_scientist"], GROUP_OF_ROLE["admin"]]}

@@ -58,9 +58,12 @@ class HubClient:
         self._token: str | None = None
 
     # -- the hub ---------------------------------------------------------------------------
+    def _xsrf(self) -> str | None:
+        return self.session.cookies.get("_xsrf", path="/hub/") or self.session.cookies.get("_xsrf")
+
     def _form_post(self, path: str, data: dict[str, str]) -> requests.Response:
         page = self.session.get(f"{self.url}{path}", timeout=self.timeout_seconds)
-        xsrf = self.session.cookies.get("_xsrf", path="/hub/") or self.session.cookies.get("_xsrf")
+        xsrf = self._xsrf()
         if page.status_code != 200 or xsrf is None:
             raise HubClientError(f"GET {path} answered {page.status_code} without an XSRF cookie")
         return self.session.post(f"{self.url}{path}", data={**data, "_xsrf": xsrf},
@@ -98,7 +101,7 @@ class HubClient:
     def hub_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A hub REST call (``/hub/api`` + ``path``) with the login cookie and its XSRF token."""
         headers = kwargs.pop("headers", {})
-        xsrf = self.session.cookies.get("_xsrf", path="/hub/") or self.session.cookies.get("_xsrf")
+        xsrf = self._xsrf()
         if xsrf:
             headers["X-XSRFToken"] = xsrf
         return self.session.request(method, f"{self.url}/hub/api{path}", headers=headers,

@@ -18,12 +18,9 @@ from typing import Any
 
 from hub.auth import authenticator_class, hub_roles, mlflow_role
 from hub.hooks import DeepEpilHooks
-from hub.settings import REPO_ROOT, HubSettings
+from hub.settings import REPO_ROOT, USERNAME_PATTERN, HubSettings
 
-__all__ = ["configure", "configure_kubernetes", "culler_role", "mlflow_service", "USERNAME_PATTERN"]
-
-#: Hub user names: they become home folder and database role names.
-USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+__all__ = ["configure", "configure_kubernetes", "culler_role", "mlflow_service"]
 
 
 def culler_role() -> dict:

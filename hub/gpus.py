@@ -52,10 +52,6 @@ class GpuAssigner:
         with self._lock:
             return self._holders.pop(key, None)
 
-    def holder_of(self, key: str) -> str | None:
-        """The device server ``key`` holds now, or None."""
-        return self._holders.get(key)
-
     def load(self) -> dict[str, int]:
         """How many servers hold each device."""
         counts = dict.fromkeys(self.devices, 0)

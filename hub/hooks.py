@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tornado import web
 
 from hub.gpus import GpuAssigner
-from hub.labeldb import lookup_user, revoke_user_credentials, user_database_url
+from hub.labeldb import LabelUser, lookup_user, revoke_user_credentials, user_database_url
 from hub.settings import HubSettings
 
 __all__ = ["SpawnRefused", "DeepEpilHooks"]
 
 log = logging.getLogger("deepepil.hub")
+T = TypeVar("T")
 
 
 class SpawnRefused(web.HTTPError):
@@ -37,6 +39,16 @@ class SpawnRefused(web.HTTPError):
 
 def _server_key(spawner: Any) -> str:
     return f"{spawner.user.name}/{spawner.name}"
+
+
+async def _database_call(refusal: str, func: Callable[..., T], username: str, *args: Any, **kwargs: Any) -> T:
+    """``func(username, ...)`` in a thread; its error is logged and becomes a 503 that says ``refusal``
+    (``{error}`` in it is replaced by the error's type)."""
+    try:
+        return await asyncio.to_thread(func, username, *args, **kwargs)
+    except Exception as exc:
+        log.exception("%s of %s failed", func.__name__, username)
+        raise SpawnRefused(503, refusal.format(error=type(exc).__name__)) from exc
 
 
 class DeepEpilHooks:
@@ -59,15 +71,11 @@ class DeepEpilHooks:
         # assignment they hold) must stay one object shared by all of them
         return self
 
-    async def _lookup(self, username: str):
-        try:
-            return await asyncio.to_thread(lookup_user, username, self.settings.lookup_url)
-        except Exception as exc:
-            log.exception("label database lookup of %s failed", username)
-            raise SpawnRefused(
-                503, f"The label database cannot be reached ({type(exc).__name__}); please try again later "
-                     f"or tell an administrator."
-            ) from exc
+    async def _lookup(self, username: str) -> LabelUser | None:
+        return await _database_call(
+            "The label database cannot be reached ({error}); please try again later or tell an administrator.",
+            lookup_user, username, self.settings.lookup_url,
+        )
 
     async def post_auth(self, authenticator: Any, handler: Any, auth_model: dict) -> dict:
         """Set ``auth_model["groups"]`` from the user's role in the label database."""
@@ -89,16 +97,10 @@ class DeepEpilHooks:
             raise SpawnRefused(403, f"{name} is deactivated in the DeepEpil label database; ask an administrator.")
         if getattr(spawner.authenticator, "manage_groups", False) and hasattr(spawner.user, "sync_groups"):
             spawner.user.sync_groups([user.group])  # a role changed since login takes effect now
-        try:
-            url = await asyncio.to_thread(
-                user_database_url, name, owner_url=self.settings.owner_url, sqlite_url=self.settings.label_db_url
-            )
-        except Exception as exc:
-            log.exception("issuing database credentials for %s failed", name)
-            raise SpawnRefused(
-                503, f"Database credentials for {name} could not be issued ({type(exc).__name__}); "
-                     f"tell an administrator."
-            ) from exc
+        url = await _database_call(
+            f"Database credentials for {name} could not be issued ({{error}}); tell an administrator.",
+            user_database_url, name, owner_url=self.settings.owner_url, sqlite_url=self.settings.label_db_url,
+        )
         env = dict(spawner.environment)
         env.update({
             "DEEPEPIL_DATABASE_URL": url,

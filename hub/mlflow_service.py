@@ -168,8 +168,7 @@ class MlflowProxyHandler(HubOAuthenticated, web.RequestHandler):
     async def _forward(self) -> None:
         if self._refuse_anonymous():
             return
-        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            self.check_xsrf_cookie()
+        self.check_xsrf_cookie()
         if not self.upstream.ready.is_set():
             try:
                 await asyncio.wait_for(self.upstream.ready.wait(), _START_TIMEOUT_SECONDS)

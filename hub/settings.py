@@ -12,7 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["HubSettings", "AUTHENTICATORS", "REPO_ROOT", "HubConfigError", "hub_db_url_from_env"]
+__all__ = ["HubSettings", "AUTHENTICATORS", "REPO_ROOT", "USERNAME_PATTERN", "HubConfigError", "hub_db_url_from_env"]
+
+#: Hub user names: they become home folder and database role names.
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 #: Authenticators chosen with ``DEEPEPIL_AUTHENTICATOR`` (a ``module:Class`` or dotted path also works).
 AUTHENTICATORS: dict[str, str] = {
@@ -50,7 +53,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+def _path(env: Mapping[str, str], name: str, default: Path | None) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser().resolve() if raw else default
 
@@ -191,15 +194,14 @@ class HubSettings:
                 label_url = f"sqlite:///{state_dir / 'labels.sqlite'}"
         else:
             label_url = None
-        cert = _path(env, "DEEPEPIL_SSL_CERT", Path()) if env.get("DEEPEPIL_SSL_CERT") else None
-        key = _path(env, "DEEPEPIL_SSL_KEY", Path()) if env.get("DEEPEPIL_SSL_KEY") else None
+        cert = _path(env, "DEEPEPIL_SSL_CERT", None)
+        key = _path(env, "DEEPEPIL_SSL_KEY", None)
         if (cert is None) != (key is None):
             raise HubConfigError("set both DEEPEPIL_SSL_CERT and DEEPEPIL_SSL_KEY (PEM files), or neither")
         for name, path in (("DEEPEPIL_SSL_CERT", cert), ("DEEPEPIL_SSL_KEY", key)):
             if path is not None and not path.is_file():
                 raise HubConfigError(f"{name}={path}: no such file (a PEM certificate / private key)")
-        notebooks_raw = env.get("DEEPEPIL_NOTEBOOKS", "").strip()
-        notebooks = Path(notebooks_raw).resolve() if notebooks_raw else _default_notebooks()
+        notebooks = _path(env, "DEEPEPIL_NOTEBOOKS", None) or _default_notebooks()
         if notebooks is not None and not notebooks.is_dir():
             raise HubConfigError(f"DEEPEPIL_NOTEBOOKS={notebooks}: no such folder (the prepared notebooks)")
         extra = env.get("DEEPEPIL_HUB_EXTRA_CONFIG", "").strip()
@@ -210,10 +212,10 @@ class HubSettings:
             raise HubConfigError(f"DEEPEPIL_DEFAULT_URL={default_url!r} must start with / (e.g. /lab)")
         return cls(
             authenticator=authenticator,
-            ip=env.get("DEEPEPIL_HUB_IP", "127.0.0.1").strip() or "127.0.0.1",
-            port=_int(env, "DEEPEPIL_HUB_PORT", 8000, 1),
-            hub_api_port=_int(env, "DEEPEPIL_HUB_API_PORT", 8081, 1),
-            proxy_api_port=_int(env, "DEEPEPIL_PROXY_API_PORT", 8001, 1),
+            ip=env.get("DEEPEPIL_HUB_IP", "").strip() or cls.ip,
+            port=_int(env, "DEEPEPIL_HUB_PORT", cls.port, 1),
+            hub_api_port=_int(env, "DEEPEPIL_HUB_API_PORT", cls.hub_api_port, 1),
+            proxy_api_port=_int(env, "DEEPEPIL_PROXY_API_PORT", cls.proxy_api_port, 1),
             state_dir=state_dir,
             hub_db_url=hub_db_url_from_env(env),
             owner_url=owner_url,
@@ -223,9 +225,9 @@ class HubSettings:
             team_dir=_path(env, "DEEPEPIL_TEAM_DIR", cls.team_dir),
             notebooks=notebooks,
             gpus=_gpus(env.get("DEEPEPIL_GPUS", "")),
-            cull_idle_seconds=_int(env, "DEEPEPIL_CULL_IDLE_SECONDS", 3600),
-            cull_every_seconds=_int(env, "DEEPEPIL_CULL_EVERY_SECONDS", 300, 1),
-            spawn_timeout_seconds=_int(env, "DEEPEPIL_SPAWN_TIMEOUT_SECONDS", 120, 10),
+            cull_idle_seconds=_int(env, "DEEPEPIL_CULL_IDLE_SECONDS", cls.cull_idle_seconds),
+            cull_every_seconds=_int(env, "DEEPEPIL_CULL_EVERY_SECONDS", cls.cull_every_seconds, 1),
+            spawn_timeout_seconds=_int(env, "DEEPEPIL_SPAWN_TIMEOUT_SECONDS", cls.spawn_timeout_seconds, 10),
             ssl_cert=cert,
             ssl_key=key,
             proxy_command=env.get("DEEPEPIL_PROXY_COMMAND", "").strip() or _default_proxy_command(),
