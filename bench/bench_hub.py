@@ -49,7 +49,8 @@ from deepepil.demo import (  # noqa: E402
     prepare_label_database,
 )
 from hub.client import HubClient, RemoteKernel  # noqa: E402
-from hub.launcher import HubProcess, free_port  # noqa: E402
+from deepepil.processes import free_port  # noqa: E402
+from hub.launcher import HubProcess  # noqa: E402
 
 LABELING = NOTEBOOKS_DIR / "labeling.ipynb"
 

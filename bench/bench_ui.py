@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 import _data  # noqa: E402
 from _app import PLAYER_PLAY, PLAYER_SCRUB, LabelingAppPage  # noqa: E402
-from _lab import NOTEBOOKS, VIEWPORT, LabServer, launch_chromium, open_lab  # noqa: E402
+from _lab import NOTEBOOKS, VIEWPORT, LabServer, open_lab  # noqa: E402
+
+from deepepil.testing.browser import launch_chromium  # noqa: E402
 from _measure import Table, Target, machine  # noqa: E402
 
 UI_CACHE = ROOT / ".bench-data" / "ui"

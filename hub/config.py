@@ -56,7 +56,7 @@ def mlflow_service(s: HubSettings) -> dict:
     Its port is ``DEEPEPIL_MLFLOW_PORT``, else one free when the hub starts. The backend URL
     reaches this service's process only, never a user's server.
     """
-    from hub.launcher import free_port
+    from deepepil.processes import free_port
 
     port = s.mlflow_port or free_port()
     pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from deepepil.processes import free_port, stop_process_group
 from hub.settings import REPO_ROOT
 
-__all__ = ["HubProcess", "free_port", "CONFIG_FILE"]
+__all__ = ["HubProcess", "CONFIG_FILE"]
 
 #: The deployment config the hub runs with.
 CONFIG_FILE = REPO_ROOT / "jupyterhub_config.py"
@@ -31,13 +31,6 @@ def _default_sigint() -> None:
     # a hub started from a background job inherits SIGINT ignored, and so would its services and
     # servers: JupyterHub stops them with SIGINT first, and would wait out its timeouts
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class HubProcess:
@@ -116,14 +109,4 @@ class HubProcess:
         """Stop the hub (and through it the servers and the proxy); kill what is left after the timeout."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_seconds)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in the hub's session
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
+        stop_process_group(self.process, timeout_seconds)

@@ -20,7 +20,6 @@ Settings come from the environment the hub gives the service: ``DEEPEPIL_MLFLOW_
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 from tornado.log import app_log
 
-from hub.launcher import free_port
+from deepepil.processes import die_with_parent, free_port
 
 __all__ = ["MlflowUpstream", "MlflowProxyHandler", "make_app", "main", "MAX_BODY_BYTES"]
 
@@ -46,14 +45,6 @@ _HOP_HEADERS = frozenset({
 })
 # what MLflow must not see: the hub's cookies and the caller's hub token; Host and Origin are MLflow's own
 _DROP_REQUEST_HEADERS = _HOP_HEADERS | {"cookie", "authorization", "host", "origin"}
-
-
-def _die_with_parent() -> None:  # runs in the MLflow child before exec (Linux): SIGTERM when we die
-    os.setsid()
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class MlflowUpstream:
@@ -92,7 +83,8 @@ class MlflowUpstream:
         for name in ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "DEEPEPIL_MLFLOW_DB_URL"):
             env.pop(name, None)  # MLflow has its store on the command line; the hub token stays here
         command = mlflow_server_command(self.backend_uri, self.artifact_root, self.port, self.prefix)
-        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         app_log.info("started MLflow (pid %s) on 127.0.0.1:%s", self.process.pid, self.port)
 
     async def wait_healthy(self, timeout_seconds: float = _START_TIMEOUT_SECONDS) -> None:

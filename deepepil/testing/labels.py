@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from deepepil.labels import schema
 from deepepil.labels.db import make_engine
 from deepepil.labels.models import AppUser, Clinic, Role
 
-__all__ = ["TEST_USERS", "add_clinics_and_users", "upgrade_with_clinics_and_users"]
+__all__ = ["TEST_USERS", "add_clinics_and_users", "upgrade_with_clinics_and_users", "copy_template_database"]
 
 #: username -> (role, clinic name or None)
 TEST_USERS: dict[str, tuple[Role, str | None]] = {
@@ -40,5 +44,28 @@ def upgrade_with_clinics_and_users(url: str) -> dict[str, int]:
     try:
         with Session(engine) as session, session.begin():
             return {name: clinic.id for name, clinic in add_clinics_and_users(session).items()}
+    finally:
+        engine.dispose()
+
+
+def copy_template_database(db_url: str, template: str | os.PathLike, *, admin_url: str | None = None) -> None:
+    """Make the database at ``db_url`` a fresh copy of ``template``.
+
+    SQLite: ``template`` is the template file. PostgreSQL: ``template`` is the name of a template
+    database in the cluster whose maintenance database ``admin_url`` names; the database of
+    ``db_url`` is dropped and created again from it.
+    """
+    if db_url.startswith("sqlite"):
+        shutil.copyfile(template, db_url.split("sqlite:///", 1)[1])
+        return
+    if admin_url is None:
+        raise ValueError(f"copying a PostgreSQL template needs admin_url (the cluster's maintenance database), "
+                         f"got none for {db_url}")
+    name = db_url.rsplit("/", 1)[1]
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     finally:
         engine.dispose()

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from deepepil.processes import free_port
 
 __all__ = ["TemporaryPostgres", "postgres_available"]
 
@@ -44,17 +45,11 @@ def postgres_available() -> bool:
     return _bin("initdb") is not None and _bin("pg_ctl") is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class TemporaryPostgres:
     """A PostgreSQL cluster in a temporary folder, on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="deepepil-pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root / "sock"

@@ -30,6 +30,7 @@ from deepepil.errors import (
 )
 from deepepil.ui._assets import widget_sources
 from deepepil.ui.session import LabelSession, error_json
+from deepepil.ui.shortcuts import SHORTCUT_GROUPS, load_shortcuts
 
 __all__ = ["LabelingApp", "PATIENT_FIELDS", "SEX_VALUES", "EPILEPSY_TYPES"]
 
@@ -56,36 +57,18 @@ def _load_sources() -> tuple[str, str]:
         return f"export default {{ render({{ el }}) {{ el.textContent = {text}; }} }};", ""
 
 
-def _shortcut_maps(overrides: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], list[Any], str]:
-    """The shortcut map (defaults with the user's changes), its help groups, and a warning or "".
+def _shortcut_map(overrides: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The shortcut map (defaults with the user's changes) and a warning or "".
 
     ``overrides`` given and invalid: raises (the caller named them). None: the user's shortcut
     file is read; a broken file falls back to the defaults with a warning, so the app still starts.
     """
-    try:
-        from deepepil.ui import shortcuts as module
-    except ImportError:
-        return dict(overrides or {}), [], ""
-    groups = list(getattr(module, "SHORTCUT_GROUPS", []) or [])
-    load = getattr(module, "load_shortcuts", None)
-    if load is None:
-        return {**dict(getattr(module, "DEFAULT_SHORTCUTS", {})), **dict(overrides or {})}, groups, ""
     if overrides is not None:
-        return dict(load(overrides)), groups, ""
+        return load_shortcuts(overrides), ""
     try:
-        return dict(load(None)), groups, ""
+        return load_shortcuts(None), ""
     except ValidationError as exc:
-        return dict(load({})), groups, f"your shortcut file was not used, the default keys are: {exc}"
-
-
-def _json_groups(groups: list[Any]) -> list[Any]:
-    out = []
-    for group in groups:
-        if isinstance(group, Mapping):
-            out.append(dict(group))
-        elif isinstance(group, (tuple, list)) and len(group) == 2:
-            out.append({"title": group[0], "actions": list(group[1])})
-    return out
+        return load_shortcuts({}), f"your shortcut file was not used, the default keys are: {exc}"
 
 
 def _landing_status(status: Any, n_mois: int) -> str:
@@ -151,8 +134,8 @@ class LabelingApp(anywidget.AnyWidget):
     def __init__(self, url: Optional[str] = None, *, store: Any = None, recordings_root: Any = None,
                  user: Optional[str] = None, recording_id: Optional[int] = None,
                  shortcuts: Optional[Mapping[str, Any]] = None, poll_seconds: float = 3.0) -> None:
-        keys, groups, warning = _shortcut_maps(shortcuts)
-        super().__init__(shortcuts=keys, shortcut_groups=_json_groups(groups))
+        keys, warning = _shortcut_map(shortcuts)
+        super().__init__(shortcuts=keys, shortcut_groups=SHORTCUT_GROUPS)
         self._url = url
         self._username = user
         self._owns_store = store is None
@@ -222,10 +205,11 @@ class LabelingApp(anywidget.AnyWidget):
             return
         from deepepil.labels import admin, catalog
 
-        if admin.list_clinics(url=url).empty:
-            admin.add_clinic("Local", url=url)
+        clinics = admin.list_clinics(url=url)
+        clinic = str(clinics["name"].iloc[0]) if not clinics.empty else "Local"
+        if clinics.empty:
+            admin.add_clinic(clinic, url=url)
         registered = set(catalog.catalog(url, user=self._username)["storage_uri"])
-        clinic = str(admin.list_clinics(url=url)["name"].iloc[0])
         for path in sorted(self.recordings_root.glob("*.zarr")):
             if str(path.resolve()) in registered:
                 continue
@@ -367,11 +351,12 @@ class LabelingApp(anywidget.AnyWidget):
             name = f"recording {info.id} ({info.name})"
             self._progress("Checking the recording store", 0.15)
             path = self._store_path(info.storage_uri)
-            dataset = self._open_dataset(info, path)
+            registered = self._registered(info.id)
+            dataset = self._open_dataset(path, registered)
             self._progress("Reading the labels", 0.6)
             session = LabelSession(self.store, info.id, on_event=self._on_session_event)
             labels = session.load()
-            patient = self._patient_of(info.id)
+            patient = None if registered.patient_id is None else self._patient_json(registered.patient_id)
             self._progress("Preparing the player", 0.85)
             from deepepil.ui.frames import FrameServer
 
@@ -416,17 +401,21 @@ class LabelingApp(anywidget.AnyWidget):
             path = self.recordings_root / path
         return path
 
-    def _open_dataset(self, info: Any, path: Path) -> Any:
-        """Open the store, checking it against the catalog and its manifest; raise naming the problem."""
+    def _registered(self, recording_id: int) -> Any:
+        """The catalog's ``checksum``, ``streams`` and ``patient_id`` of a recording."""
         import sqlalchemy as sa
 
         from deepepil.labels._rows import RECORDING_T
-        from deepepil.recordings.store import STREAM_DIMS, manifest_sha256, open_recording, read_manifest
 
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(RECORDING_T.c.checksum, RECORDING_T.c.streams)
-                               .where(RECORDING_T.c.id == info.id)).first()
-        checksum, listed = row.checksum, [s for s in (row.streams or "").split(",") if s]
+            return conn.execute(sa.select(RECORDING_T.c.checksum, RECORDING_T.c.streams, RECORDING_T.c.patient_id)
+                                .where(RECORDING_T.c.id == recording_id)).one()
+
+    def _open_dataset(self, path: Path, registered: Any) -> Any:
+        """Open the store, checked against its catalog row (:meth:`_registered`) and manifest; raise naming why not."""
+        from deepepil.recordings.store import STREAM_DIMS, manifest_sha256, open_recording, read_manifest
+
+        checksum, listed = registered.checksum, [s for s in (registered.streams or "").split(",") if s]
         if manifest_sha256(path) != checksum:  # also: missing or unpublished store
             raise IntegrityError(f"{path}: the store's checksum manifest differs from the one registered in the "
                                  f"catalog: the store was changed or replaced after it was registered. Ask an "
@@ -507,16 +496,6 @@ class LabelingApp(anywidget.AnyWidget):
             self.can_undo, self.can_redo = payload["can_undo"], payload["can_redo"]
 
     # --- patients -------------------------------------------------------------------------------
-
-    def _patient_of(self, recording_id: int) -> Optional[dict[str, Any]]:
-        import sqlalchemy as sa
-
-        from deepepil.labels._rows import RECORDING_T
-
-        with self.store.engine.connect() as conn:
-            patient_id = conn.execute(sa.select(RECORDING_T.c.patient_id)
-                                      .where(RECORDING_T.c.id == recording_id)).scalar()
-        return None if patient_id is None else self._patient_json(patient_id)
 
     def _patient_json(self, patient_id: int) -> dict[str, Any]:
         import sqlalchemy as sa

@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional
 
+import pandas as pd
 import sqlalchemy as sa
 
 from deepepil.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
@@ -93,8 +94,6 @@ EventCallback = Callable[[str, Any], None]
 
 def _clean(value: Any) -> Any:
     """A JSON-ready value: None for missing, Python numbers, enum values, ISO times."""
-    if value is None:
-        return None
     if isinstance(value, enum.Enum):
         return value.value
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
@@ -102,17 +101,10 @@ def _clean(value: Any) -> Any:
             value = value.item()
         except (TypeError, ValueError):
             return None
-    if isinstance(value, float) and math.isnan(value):
+    if value is None or value is pd.NA or value is pd.NaT or isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dt.datetime):
         return value.isoformat()
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
     return value
 
 
@@ -312,7 +304,6 @@ class LabelSession:
         self._rebase: dict[tuple[str, int, int], int] = {}
         self._last_revision = 0
         self._offline_since: Optional[dt.datetime] = None
-        self._offline_reason = ""
         self._backoff_seconds = _BACKOFF_SECONDS[0]
         self._state = "idle"
         self._message = ""
@@ -344,11 +335,11 @@ class LabelSession:
     @property
     def status(self) -> dict[str, Any]:
         """``{state, message, pending, can_undo, can_redo}``; state idle, saving, saved, conflict, error or offline."""
-        if self.offline:
-            since = f"{self._offline_since:%H:%M:%S}" if self._offline_since else ""
+        if self._offline_since is not None:
+            since = f"{self._offline_since:%H:%M:%S}"
             kept = (f"; {self.pending} change(s) kept, not saved yet, retrying" if self.pending
                     else "; changes cannot be saved until it is back")
-            state, message = "offline", f"{self._offline_reason} since {since}{kept}."
+            state, message = "offline", f"{OFFLINE_TEXT} since {since}{kept}."
         else:
             state, message = self._state, self._message
         return {"state": state, "message": message, "pending": self.pending,
@@ -359,18 +350,16 @@ class LabelSession:
         self._emit("status", self.status)
 
     def _went_offline(self, exc: BaseException) -> None:
-        first = self._offline_since is None
-        if first:
-            self._offline_since = dt.datetime.now()
-            self._backoff_seconds = _BACKOFF_SECONDS[0]
-        if first:
-            self._offline_reason = _offline_message(exc)  # logs the driver's text
-        else:
+        if self._offline_since is not None:
             log.debug("deepepil: the label database is still unreachable: %s", _offline_detail(exc))
+            self._emit("status", self.status)
+            return
+        self._offline_since = dt.datetime.now()
+        self._backoff_seconds = _BACKOFF_SECONDS[0]
+        _offline_message(exc)  # logs the driver's text
         self._emit("status", self.status)
-        if first:
-            self._emit("notify", {"level": "error", "text": f"{self._offline_reason}. Your changes are kept and "
-                                                            f"will be saved when it is back."})
+        self._emit("notify", {"level": "error", "text": f"{OFFLINE_TEXT}. Your changes are kept and "
+                                                        f"will be saved when it is back."})
 
     def _back_online(self) -> None:
         if self._offline_since is None:
@@ -437,17 +426,22 @@ class LabelSession:
         recording_id = conn.execute(sa.select(table.c.recording_id).where(table.c.id == latest.row_id)).scalar()
         return latest.table_name, latest.row_id, recording_id
 
+    def _history_flags(self, conn: sa.Connection) -> tuple[bool, bool]:
+        """(can undo, can redo) in this recording, as the database says (kept edits not counted)."""
+        undo = self._history_target(conn, "undo")
+        redo = self._history_target(conn, "redo")
+        return (undo is not None and undo[2] == self.recording_id, redo is not None and redo[2] == self.recording_id)
+
     def _refresh_undo(self) -> None:
         try:
             with self.store.engine.connect() as conn:
-                undo = self._history_target(conn, "undo")
-                redo = self._history_target(conn, "redo")
+                can_undo, can_redo = self._history_flags(conn)
         except Exception as exc:
             if is_offline(exc):
                 return
             raise
-        self.can_undo = bool(self._queue) or (undo is not None and undo[2] == self.recording_id)
-        self.can_redo = redo is not None and redo[2] == self.recording_id and not self._queue
+        self.can_undo = bool(self._queue) or can_undo
+        self.can_redo = can_redo and not self._queue
 
     def _check_history(self, action: str) -> None:
         with self.store.engine.connect() as conn:
@@ -517,13 +511,13 @@ class LabelSession:
         if op in QUEUEABLE_OPS and len(self._queue) < MAX_PENDING:
             self._queue.append(_Queued(op, dict(args)))
             error["queued"] = True
-            error["message"] = (f"{self._offline_reason}. Your change is not saved yet: it is kept and will be "
+            error["message"] = (f"{OFFLINE_TEXT}. Your change is not saved yet: it is kept and will be "
                                 f"saved when the database is back ({self.pending} pending).")
         elif op in QUEUEABLE_OPS:
-            error["message"] = (f"{self._offline_reason} and {MAX_PENDING} changes are waiting already: this one was "
+            error["message"] = (f"{OFFLINE_TEXT} and {MAX_PENDING} changes are waiting already: this one was "
                                 f"NOT kept. Wait until the connection is back.")
         else:
-            error["message"] = (f"{self._offline_reason}: {op.replace('_', ' ')} needs the database, nothing was "
+            error["message"] = (f"{OFFLINE_TEXT}: {op.replace('_', ' ')} needs the database, nothing was "
                                 f"done. Try again when the connection is back.")
         self._refresh_flags_offline()
         self._emit("status", self.status)
@@ -777,7 +771,6 @@ class LabelSession:
                 with self.store.engine.connect() as conn:
                     top = self._top_revision(conn)
                     found: list[tuple[str, Any]] = []
-                    undo = redo = None
                     if top > self._last_revision:  # else nothing changed anywhere (the usual case): one query
                         for table in _KEYS:
                             spec = TABLES[table]
@@ -787,8 +780,7 @@ class LabelSession:
                                           t.c.recording_id == self.recording_id))
                             rows = conn.execute(select_rows(t).where(t.c.id.in_(ids))).all()
                             found += [(table, spec.from_mapping(row._mapping)) for row in rows]
-                        undo = self._history_target(conn, "undo")
-                        redo = self._history_target(conn, "redo")
+                        history = self._history_flags(conn)
             except Exception as exc:
                 if is_offline(exc):
                     self._went_offline(exc)
@@ -807,8 +799,7 @@ class LabelSession:
             self._remember(changes)
             flags = (self.can_undo, self.can_redo)
             if not self._queue:
-                self.can_undo = undo is not None and undo[2] == self.recording_id
-                self.can_redo = redo is not None and redo[2] == self.recording_id
+                self.can_undo, self.can_redo = history
             if (self.can_undo, self.can_redo) != flags:
                 self._emit("status", self.status)
             if not changes:

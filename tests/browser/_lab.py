@@ -7,7 +7,6 @@
   North recording;
 * :class:`LabServer` runs ``jupyter lab`` as a subprocess with a fresh home, settings and
   workspace, on a free port with a token;
-* :func:`launch_chromium` starts the system Chromium through Playwright;
 * :func:`open_lab`, :func:`open_notebook`, :func:`run_all_cells`, :func:`cell_count` drive
   JupyterLab through ``window.jupyterapp`` (the server runs with ``expose_app_in_browser``).
 
@@ -21,8 +20,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,11 +28,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from deepepil.processes import die_with_parent, free_port, stop_process_group
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NOTEBOOKS = ROOT / "notebooks"
 
-#: Chromium flags: headless, no sandbox (containers, root), nothing fetched from the network.
+#: The browser page size of every test, in CSS pixels.
 VIEWPORT = {"width": 1600, "height": 1000}
 
 CLINICIAN = "clinician"
@@ -97,22 +96,6 @@ def populate_label_db(url: str, cohort: Cohort) -> LabelIds:
         suggestion = store.add_suggestion(rec, **SUGGESTION)
     return LabelIds(recording=rec, other_recording=other, suggestion=suggestion.id,
                     patient_code=codes[0], other_patient_code=codes[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the process that started it dies (Linux), so no server outlives a killed run."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 # JupyterLab user settings: no news, no update check, no popups that would cover the app.
@@ -185,7 +168,7 @@ class LabServer:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, cwd=self.root_dir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -220,17 +203,7 @@ class LabServer:
         """Stop the server (SIGTERM: it shuts its kernels down), then kill its process group if it lingers."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_seconds)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # kernels left behind (same session as the server, which we started)
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(10)
+        stop_process_group(self.proc, timeout_seconds)  # kernels go with the server's process group
         self._log.close()
         self.proc = None
 

@@ -18,7 +18,7 @@ import requests
 from deepepil.labels import admin
 from hub.accounts import list_accounts
 from hub.client import HubClient
-from hub.launcher import free_port
+from deepepil.processes import free_port
 
 pytestmark = pytest.mark.timeout(900)
 

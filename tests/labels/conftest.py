@@ -14,17 +14,15 @@ fresh copy, on both backends through ``db_url``:
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from deepepil.labels import schema
 from deepepil.labels.db import make_engine
 from deepepil.labels.models import Patient, Recording
-from deepepil.testing.labels import add_clinics_and_users
+from deepepil.testing.labels import add_clinics_and_users, copy_template_database
 
 FPS = 30.0
 NUM_FRAMES = 300
@@ -85,18 +83,10 @@ def label_db(db_url, request) -> LabelDB:
     """A fresh copy of the populated label database on the backend of ``db_url``."""
     if db_url.startswith("sqlite"):
         template, ids = request.getfixturevalue("_sqlite_template")
-        shutil.copyfile(template, db_url.split("sqlite:///", 1)[1])
+        copy_template_database(db_url, template)
     else:
         ids = request.getfixturevalue("_postgres_template")
-        cluster = request.getfixturevalue("postgres_cluster")
-        name = db_url.rsplit("/", 1)[1]
-        engine = sa.create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE "{name}"'))
-                conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE_DB}"'))
-        finally:
-            engine.dispose()
+        copy_template_database(db_url, _TEMPLATE_DB, admin_url=request.getfixturevalue("postgres_cluster").url())
     return LabelDB(url=db_url, **ids)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from deepepil.processes import free_port
 from deepepil.errors import ModelNotFoundError, ValidationError
 from deepepil.ml import build_model, mlflow_server_command
 from deepepil.ml.tracking import (
@@ -115,17 +115,11 @@ def test_registry_on_postgresql(cohort, postgres_cluster, tmp_path):
     _check_registry(uri, tracker, model, cohort.snapshot)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_the_server_answers_under_the_hub_prefix(cohort, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _log_and_register(uri, tmp_path / "artifacts", cohort.snapshot)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
     proc = subprocess.Popen(mlflow_server_command(uri, tmp_path / "artifacts", port), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-import sqlalchemy as sa
 
 import deepepil
 from deepepil.labels import catalog
-from deepepil.testing.labels import upgrade_with_clinics_and_users
+from deepepil.testing.labels import copy_template_database, upgrade_with_clinics_and_users
 
 SECONDS = 2.0
 N_FRAMES = 60
@@ -94,18 +93,10 @@ def _ui_postgres_template(postgres_cluster, tiny_stores) -> dict[str, Any]:
 def _copy_database(db_url: str, request) -> dict[str, Any]:
     if db_url.startswith("sqlite"):
         template, ids = request.getfixturevalue("_ui_sqlite_template")
-        shutil.copyfile(template, db_url.split("sqlite:///", 1)[1])
+        copy_template_database(db_url, template)
         return ids
     ids = request.getfixturevalue("_ui_postgres_template")
-    cluster = request.getfixturevalue("postgres_cluster")
-    name = db_url.rsplit("/", 1)[1]
-    engine = sa.create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}"'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE_DB}"'))
-    finally:
-        engine.dispose()
+    copy_template_database(db_url, _TEMPLATE_DB, admin_url=request.getfixturevalue("postgres_cluster").url())
     return ids
 
 

@@ -12,15 +12,21 @@ from deepepil.ui.session import MOI_ROW_FIELDS, SEIZURE_ROW_FIELDS, SUGGESTION_R
 ADD = {"region": "left upper limb", "label": "clonic", "laterality": "left", "start_frame": 5, "end_frame": 25}
 
 
+def _loaded(store, recording_id: int, events: list | None = None) -> LabelSession:
+    """A loaded LabelSession on ``store``; its events appended to ``events`` as ``(kind, payload)`` when given."""
+    on_event = None if events is None else (lambda kind, payload: events.append((kind, payload)))
+    session = LabelSession(store, recording_id, on_event=on_event)
+    session.load()
+    return session
+
+
 @pytest.fixture
 def sessions(ui_db, open_label_store):
     """``sessions(user, recording=None)``: a LabelSession as ``user`` on ``ui_db.rec``; closed after the test."""
     made = []
 
     def make(user: str, recording: int | None = None, events: list | None = None) -> LabelSession:
-        on_event = None if events is None else (lambda kind, payload: events.append((kind, payload)))
-        session = LabelSession(open_label_store(user), recording or ui_db.rec, on_event=on_event)
-        session.load()
+        session = _loaded(open_label_store(user), recording or ui_db.rec, events)
         made.append(session)
         return session
 
@@ -294,8 +300,7 @@ def test_database_unreachable_edits_are_kept_and_land_once_in_order(private_post
     db, server = private_postgres
     events: list = []
     with connect(db.url, user="ann") as store, connect(db.url, user="root") as check:
-        session = LabelSession(store, db.rec, on_event=lambda kind, payload: events.append((kind, payload)))
-        session.load()
+        session = _loaded(store, db.rec, events)
         row = _ok(session.apply("add_moi", ADD))["mois"][0]
 
         server.pause()
@@ -333,8 +338,7 @@ def test_undo_while_offline_takes_back_the_last_kept_edit(private_postgres):
 
     db, server = private_postgres
     with connect(db.url, user="ann") as store, connect(db.url, user="root") as check:
-        session = LabelSession(store, db.rec)
-        session.load()
+        session = _loaded(store, db.rec)
         server.pause()
         assert session.apply("add_moi", ADD)["error"]["queued"]
         assert session.apply("add_moi", {**ADD, "region": "trunk"})["error"]["queued"]
@@ -351,8 +355,7 @@ def test_a_kept_edit_that_conflicts_when_it_lands_is_reported(private_postgres):
     db, server = private_postgres
     events: list = []
     with connect(db.url, user="ann") as store, connect(db.url, user="bea") as bea:
-        session = LabelSession(store, db.rec, on_event=lambda kind, payload: events.append((kind, payload)))
-        session.load()
+        session = _loaded(store, db.rec, events)
         row = _ok(session.apply("add_moi", ADD))["mois"][0]
         server.pause()
         assert session.apply("delete_moi", {"id": row["id"], "version": 1})["error"]["queued"]
