@@ -122,30 +122,24 @@ def _database_errors(url: str | None) -> Iterator[None]:
     import sqlalchemy as sa
 
     from deepepil.errors import DeepEpilError
-    from deepepil.labels.db import resolve_url
+    from deepepil.labels.db import resolve_url, safe_url
 
     try:
         yield
     except sa.exc.OperationalError as exc:
-        where = _safe_url(resolve_url(url))
+        where = safe_url(resolve_url(url))
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise DeepEpilError(f"cannot use the label database {where}: {reason}") from exc
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from deepepil.labels.db import resolve_url
+    from deepepil.labels.db import resolve_url, safe_url
     from deepepil.labels.schema import current_revision, upgrade
 
     with _database_errors(args.url):
         upgrade(args.url, args.revision)
-        print(f"label database {_safe_url(resolve_url(args.url))} at revision {current_revision(args.url)}")
+        print(f"label database {safe_url(resolve_url(args.url))} at revision {current_revision(args.url)}")
     return 0
-
-
-def _safe_url(url: str) -> str:
-    import sqlalchemy as sa
-
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _cmd_db_current(args: argparse.Namespace) -> int:
@@ -305,10 +299,11 @@ def _cmd_admin_credentials(args: argparse.Namespace) -> int:
             "DEEPEPIL_DB_OWNER_URL (PostgreSQL only; SQLite has no per-user roles)"
         )
     from deepepil.labels.authz import issue_credentials
+    from deepepil.labels.db import safe_url
 
     with _database_errors(owner):
         url = issue_credentials(args.username, url=owner)
-    print(url if args.show else _safe_url(url))
+    print(url if args.show else safe_url(url))
     if not args.show:
         print(f"issued a fresh password for {args.username!r} (hidden; --show prints the full URL). Their "
               f"running server's password no longer works for new connections: restart it from the hub")

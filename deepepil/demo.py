@@ -203,13 +203,14 @@ def run_demo(
     print(f"recording store ready: {store}")
     if lab:
         return _run_lab(store, port) if start else 0
+    from deepepil.labels.db import safe_url
     from hub.launcher import HubProcess
 
     label_url = demo_label_url(workdir)
     placed = prepare_label_database(label_url, store)
     state = workdir / "hub"
     passwords = prepare_hub_accounts(f"sqlite:///{state / 'jupyterhub.sqlite'}", state / "demo-accounts.json")
-    print(f"label database ready: {_safe_url(label_url)} (clinics {', '.join(DEMO_CLINICS)}, "
+    print(f"label database ready: {safe_url(label_url)} (clinics {', '.join(DEMO_CLINICS)}, "
           f"{len(placed)} recordings)")
     if not start:
         return 0
@@ -234,12 +235,6 @@ def run_demo(
         return 0
     finally:
         hub.stop()
-
-
-def _safe_url(url: str) -> str:
-    import sqlalchemy as sa
-
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _run_lab(store: Path, port: int) -> int:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CATALOG_COLUMNS",
     "generate_patient_code",
+    "unique_patient_code",
     "check_patient_code",
     "check_registration",
     "register_recording",
@@ -103,12 +104,18 @@ def _check_may_register(caller: AppUser, clinic: Clinic) -> None:
     )
 
 
+def unique_patient_code(session: Session) -> str:
+    """A new pseudonymous patient code that no patient in the database has yet."""
+    code = generate_patient_code()
+    while session.scalar(select(Patient.id).where(Patient.code == code)) is not None:
+        code = generate_patient_code()
+    return code
+
+
 def _patient(session: Session, clinic: Clinic, code: str | None) -> Patient:
     """The patient with ``code`` in ``clinic`` (created when new), or a new patient with a new code."""
     if code is None:
-        code = generate_patient_code()
-        while session.scalar(select(Patient.id).where(Patient.code == code)) is not None:
-            code = generate_patient_code()
+        code = unique_patient_code(session)
     else:
         code = check_patient_code(code)
     patient = session.scalar(select(Patient).where(Patient.code == code))

@@ -28,6 +28,7 @@ __all__ = [
     "USER_ENV",
     "default_url",
     "resolve_url",
+    "safe_url",
     "database_configured",
     "make_engine",
     "session_scope",
@@ -62,6 +63,11 @@ def resolve_url(url: str | None = None) -> str:
             f"postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
         )
     return url
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages and logs."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def database_configured(url: str | None = None) -> bool:

@@ -586,7 +586,7 @@ class LabelingApp(anywidget.AnyWidget):
         import sqlalchemy as sa
         from sqlalchemy.orm import Session
 
-        from deepepil.labels.catalog import generate_patient_code
+        from deepepil.labels.catalog import unique_patient_code
         from deepepil.labels.models import Clinic, Patient
 
         user = self.store.user
@@ -604,9 +604,7 @@ class LabelingApp(anywidget.AnyWidget):
             if clinic_id is None:
                 raise ValidationError(f"{user.username} belongs to no clinic: give the clinic the patient belongs to "
                                       f"(clinic: NAME)")
-            code = generate_patient_code()
-            while session.scalar(sa.select(Patient.id).where(Patient.code == code)) is not None:
-                code = generate_patient_code()
+            code = unique_patient_code(session)
             patient = Patient(code=code, clinic_id=clinic_id, **fields)
             session.add(patient)
             session.flush()
