@@ -6,6 +6,13 @@ source, author) and no ids, versions or times: the same labels give the same has
 any database. It is stored once in ``label_snapshot.content`` and never changed; later
 edits of the MOIs do not touch an existing snapshot.
 
+Since format 2 the content also freezes what a classifier's target is read from: for each
+of the snapshot's recordings its patient code, clinic and the patient's epilepsy type and
+localization/lateralization hypotheses (:data:`RECORDING_FIELDS`), and the recordings' live
+seizures (:data:`SEIZURE_FIELDS`). A later change of a patient's diagnosis or a seizure's
+localization therefore changes neither the snapshot nor the classes trained from it.
+Format 1 snapshots (MOIs only) still load; :attr:`Snapshot.frozen_classes` is False for them.
+
 >>> snap = store.create_snapshot("train-2025-06", sources=("human",))   # doctest: +SKIP
 >>> snap.content_hash, snap.num_mois
 >>> store.snapshot(snap.content_hash[:12]).mois                          # a DataFrame
@@ -25,11 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from deepepil.errors import IntegrityError, NotFoundError, ValidationError
+from deepepil.labels import models
 from deepepil.labels._rows import (
-    MOI_T, RECORDING_T, SNAPSHOT_T, USER_T, UserInfo, utc,
+    CLINIC_T, MOI_T, RECORDING_T, SEIZURE_T, SNAPSHOT_T, USER_T, UserInfo, utc,
 )
 
-__all__ = ["Snapshot", "SNAPSHOT_FIELDS", "FORMAT_VERSION", "canonical_json", "content_hash", "create", "load",
+__all__ = ["Snapshot", "SNAPSHOT_FIELDS", "RECORDING_FIELDS", "SEIZURE_FIELDS", "FORMAT_VERSION", "canonical_json", "content_hash", "create", "load",
            "listing"]
 
 #: The fields of one MOI in a snapshot, in the order of each stored row.
@@ -37,8 +45,18 @@ SNAPSHOT_FIELDS: tuple[str, ...] = (
     "storage_uri", "recording_name", "region", "label", "laterality", "centricity", "start_frame", "end_frame",
     "fps", "source", "author",
 )
+#: The fields of one recording in a snapshot (format 2): the patient's classes as they were.
+RECORDING_FIELDS: tuple[str, ...] = (
+    "storage_uri", "recording_name", "patient_code", "clinic", "epilepsy_type", "localization_hypothesis",
+    "lateralization_hypothesis",
+)
+#: The fields of one live seizure of a snapshot's recording (format 2).
+SEIZURE_FIELDS: tuple[str, ...] = (
+    "storage_uri", "onset_frame", "offset_frame", "seizure_type", "localization", "lateralization",
+)
 #: Version of the snapshot content layout (part of the hashed content).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_PATIENT_T: sa.Table = models.Patient.__table__  # type: ignore[assignment]
 _SOURCES = ("human", "model")
 
 
@@ -65,6 +83,35 @@ class Snapshot:
         df["start_seconds"] = df["start_frame"] / df["fps"]
         df["end_seconds"] = df["end_frame"] / df["fps"]
         return df
+
+    @property
+    def frozen_classes(self) -> bool:
+        """True when the snapshot froze its recordings' patients and seizures (format 2 and later)."""
+        return "recordings" in self.content
+
+    @property
+    def recordings(self) -> pd.DataFrame:
+        """The snapshot's recordings with their patient's classes as frozen (columns :data:`RECORDING_FIELDS`).
+
+        Raises ValidationError for a format 1 snapshot, which did not freeze them.
+        """
+        self._need_frozen("recordings")
+        return pd.DataFrame(self.content["recordings"], columns=list(self.content["recording_fields"]))
+
+    @property
+    def seizures(self) -> pd.DataFrame:
+        """The seizures of the snapshot's recordings as frozen (columns :data:`SEIZURE_FIELDS`; offset may be NA)."""
+        self._need_frozen("seizures")
+        df = pd.DataFrame(self.content["seizures"], columns=list(self.content["seizure_fields"]))
+        df["onset_frame"] = df["onset_frame"].astype("int64")
+        df["offset_frame"] = df["offset_frame"].astype("Int64")
+        return df
+
+    def _need_frozen(self, what: str) -> None:
+        if not self.frozen_classes:
+            raise ValidationError(f"snapshot {self.name!r} has format {self.content.get('format')} and froze MOIs "
+                                  f"only, not its {what}; read them from the database (deepepil.ml.recording_table) "
+                                  f"or make a new snapshot")
 
 
 def canonical_json(content: Mapping[str, Any]) -> bytes:
@@ -134,7 +181,10 @@ def create(conn: Connection, user: UserInfo, name: str, *, recording_ids: Option
     if not rows:
         shown = {k: v for k, v in query.items() if v is not None}
         raise ValidationError(f"the snapshot query selects no MOIs ({shown or 'everything'}); nothing was stored")
-    content = {"format": FORMAT_VERSION, "fields": list(SNAPSHOT_FIELDS), "rows": rows}
+    recordings, seizures = _frozen_recordings(conn, sorted({row[0] for row in rows}))
+    content = {"format": FORMAT_VERSION, "fields": list(SNAPSHOT_FIELDS), "rows": rows,
+               "recording_fields": list(RECORDING_FIELDS), "recordings": recordings,
+               "seizure_fields": list(SEIZURE_FIELDS), "seizures": seizures}
     digest = content_hash(content)
     at = at or dt.datetime.now(dt.timezone.utc)
     result = conn.execute(sa.insert(SNAPSHOT_T).values(
@@ -142,6 +192,25 @@ def create(conn: Connection, user: UserInfo, name: str, *, recording_ids: Option
         created_by_id=user.id, created_at=at))
     return Snapshot(id=result.inserted_primary_key[0], name=name, content_hash=digest, num_mois=len(rows),
                     query=query, created_by=user.username, created_at=utc(at), content=content)
+
+
+def _frozen_recordings(conn: Connection, uris: list[str]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Rows of :data:`RECORDING_FIELDS` and :data:`SEIZURE_FIELDS` for the recordings ``uris``, sorted."""
+    r, p, c, z = RECORDING_T, _PATIENT_T, CLINIC_T, SEIZURE_T
+    recordings = conn.execute(
+        sa.select(r.c.storage_uri, r.c.name, p.c.code, c.c.name, p.c.epilepsy_type, p.c.localization_hypothesis,
+                  p.c.lateralization_hypothesis)
+        .select_from(r.join(p, r.c.patient_id == p.c.id).join(c, r.c.clinic_id == c.c.id))
+        .where(r.c.storage_uri.in_(uris))
+    ).all()
+    seizures = conn.execute(
+        sa.select(r.c.storage_uri, z.c.onset_frame, z.c.offset_frame, z.c.seizure_type, z.c.localization,
+                  z.c.lateralization)
+        .select_from(z.join(r, z.c.recording_id == r.c.id))
+        .where(r.c.storage_uri.in_(uris), z.c.deleted.is_(False))
+    ).all()
+    return (sorted((list(row) for row in recordings), key=_sort_key),
+            sorted((list(row) for row in seizures), key=_sort_key))
 
 
 def _select(with_content: bool) -> sa.Select:

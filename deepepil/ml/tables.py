@@ -1,7 +1,9 @@
 """What the label database says about a snapshot's recordings: patients, classes, seizures.
 
-A label snapshot freezes MOIs; the patient a recording belongs to (for patient-grouped
-splits), the patient's class (for the syndrome target) and the seizure windows come from
+A label snapshot freezes MOIs and (since snapshot format 2) the patient each recording
+belongs to (for patient-grouped splits), the patient's classes (for the syndrome target)
+and the seizure windows: a snapshot then gives the same tables whatever the database holds
+later. For a format 1 snapshot, a DataFrame of MOIs or a list of storage URIs they come from
 the database as it is now. :class:`~deepepil.ml.ClipDataset` takes both tables, so they
 can also be written by hand (or loaded from a file) for data outside the database.
 
@@ -38,6 +40,24 @@ def snapshot_mois(snapshot: Union["Snapshot", pd.DataFrame]) -> pd.DataFrame:
     return mois
 
 
+def _frozen(snapshot: Any) -> bool:
+    return bool(getattr(snapshot, "frozen_classes", False))
+
+
+def _syndrome_row(uri: str, recording_id: Any, name: str, code: str, clinic: str, epilepsy_type: Optional[str],
+                  loc_hyp: Optional[str], lat_hyp: Optional[str], seizures: pd.DataFrame) -> dict[str, Any]:
+    """One :func:`recording_table` row: the seizures' agreed localization/lateralization, else the hypotheses."""
+    mine = seizures[seizures["storage_uri"] == uri]
+    localizations = set(mine["localization"].dropna())
+    lateralizations = set(mine["lateralization"].dropna())
+    localization = localizations.pop() if len(localizations) == 1 else loc_hyp
+    return {
+        "storage_uri": uri, "recording_id": recording_id, "name": name, "patient_code": code, "clinic": clinic,
+        "syndrome": epilepsy_type or localization, "epilepsy_type": epilepsy_type, "localization": localization,
+        "lateralization": lateralizations.pop() if len(lateralizations) == 1 else lat_hyp,
+    }
+
+
 def _uris(snapshot: Union["Snapshot", pd.DataFrame, Sequence[str]]) -> list[str]:
     if isinstance(snapshot, (list, tuple)):
         return sorted(set(snapshot))
@@ -63,7 +83,20 @@ def recording_table(snapshot: Union["Snapshot", pd.DataFrame, Sequence[str]], ur
         Columns :data:`RECORDING_COLUMNS`. ``syndrome`` is the patient's ``epilepsy_type``
         when recorded, else the localization (e.g. FLE / TLE) that all the recording's
         seizures agree on, else missing. Recordings the caller may not see are left out.
+        For a snapshot that froze its classes (format 2) the rows come from the snapshot, not
+        the database (``url`` and ``user`` are unused), and ``recording_id`` is missing: ids
+        belong to one database, a snapshot's content to any.
     """
+    if _frozen(snapshot):
+        seizures = seizure_table(snapshot)
+        frozen = snapshot.recordings  # type: ignore[union-attr]
+        records = [_syndrome_row(row.storage_uri, pd.NA, row.recording_name, row.patient_code, row.clinic,
+                                 row.epilepsy_type, row.localization_hypothesis, row.lateralization_hypothesis,
+                                 seizures) for row in frozen.itertuples(index=False)]
+        table = pd.DataFrame(records, columns=list(RECORDING_COLUMNS))
+        table["recording_id"] = table["recording_id"].astype("Int64")
+        return table
+
     import sqlalchemy as sa
 
     from deepepil.labels.catalog import visible_recordings
@@ -83,23 +116,22 @@ def recording_table(snapshot: Union["Snapshot", pd.DataFrame, Sequence[str]], ur
             .order_by(Recording.id)
         )
         rows = session.execute(visible_recordings(stmt, caller)).all()
-    records: list[dict[str, Any]] = []
-    for uri, rec_id, name, code, clinic, epilepsy_type, loc_hyp, lat_hyp in rows:
-        mine = seizures[seizures["storage_uri"] == uri]
-        localizations = set(mine["localization"].dropna())
-        lateralizations = set(mine["lateralization"].dropna())
-        localization = localizations.pop() if len(localizations) == 1 else loc_hyp
-        records.append({
-            "storage_uri": uri, "recording_id": int(rec_id), "name": name, "patient_code": code, "clinic": clinic,
-            "syndrome": epilepsy_type or localization, "epilepsy_type": epilepsy_type, "localization": localization,
-            "lateralization": lateralizations.pop() if len(lateralizations) == 1 else lat_hyp,
-        })
+    records = [_syndrome_row(uri, int(rec_id), name, code, clinic, epilepsy_type, loc_hyp, lat_hyp, seizures)
+               for uri, rec_id, name, code, clinic, epilepsy_type, loc_hyp, lat_hyp in rows]
     return pd.DataFrame(records, columns=list(RECORDING_COLUMNS))
 
 
 def seizure_table(snapshot: Union["Snapshot", pd.DataFrame, Sequence[str]], url: Optional[str] = None, *,
                   user: Optional[str] = None) -> pd.DataFrame:
-    """The live (not deleted) seizures of the recordings of ``snapshot``; columns :data:`SEIZURE_COLUMNS`."""
+    """The live (not deleted) seizures of the recordings of ``snapshot``; columns :data:`SEIZURE_COLUMNS`.
+
+    A snapshot that froze its classes (format 2) gives its frozen seizures (``recording_id`` missing).
+    """
+    if _frozen(snapshot):
+        frozen = snapshot.seizures  # type: ignore[union-attr]
+        frozen.insert(1, "recording_id", pd.array([pd.NA] * len(frozen), dtype="Int64"))
+        return frozen[list(SEIZURE_COLUMNS)]
+
     import sqlalchemy as sa
 
     from deepepil.labels.catalog import visible_recordings

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from deepepil.errors import IntegrityError, NotFoundError, ValidationError
 from deepepil.labels.db import make_engine
 from deepepil.labels.models import LabelSnapshot
-from deepepil.labels.snapshot import SNAPSHOT_FIELDS, Snapshot, content_hash
+from deepepil.labels.snapshot import RECORDING_FIELDS, SNAPSHOT_FIELDS, Snapshot, content_hash
 
 LABELS = [
     ("head/face", "head version", 30, 90, "left"),
@@ -119,4 +119,47 @@ def test_the_hash_is_the_same_on_every_backend(label_db, open_store):
     assert ann.create_snapshot("pinned").content_hash == PINNED_HASH
 
 
-PINNED_HASH = "9ac50d2afcac206d33bef80053137c805c877379192ef2de3a64e35a1b5dda20"
+PINNED_HASH = "75503e858d8a34a3eec2721c8247246862e1dd8866c270d71444cc657a0988e8"
+
+
+def test_a_snapshot_freezes_its_recordings_classes_and_seizures(label_db, open_store):
+    # what a classifier is trained on must not move when a diagnosis or a seizure is edited later
+    from deepepil.ml.tables import recording_table, seizure_table
+
+    ann, dan = open_store("ann"), open_store("dan")
+    add_all(ann, label_db.rec)
+    seizure = ann.add_seizure(label_db.rec, 20, 250, localization="FLE", lateralization="left")
+    snap = dan.create_snapshot("classes")
+    assert snap.frozen_classes and snap.content["format"] == 2
+    frozen = snap.recordings
+    assert list(frozen.columns) == list(RECORDING_FIELDS) and frozen["storage_uri"].tolist() == [
+        "file:///stores/rec_S01.zarr"]
+    assert snap.seizures[["onset_frame", "offset_frame", "localization"]].values.tolist() == [[20, 250, "FLE"]]
+
+    ann.update_seizure(seizure.id, seizure.version, localization="TLE", offset_frame=280)
+    engine = make_engine(label_db.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE patient SET epilepsy_type = 'focal'"))
+    engine.dispose()
+    again = dan.snapshot(snap.id)
+    assert again.content_hash == snap.content_hash
+    table = recording_table(again)  # from the snapshot alone: no database is asked
+    assert table.loc[0, ["syndrome", "localization", "lateralization"]].tolist() == ["FLE", "FLE", "left"]
+    assert table["recording_id"].isna().all()
+    assert seizure_table(again)[["onset_frame", "offset_frame"]].values.tolist() == [[20, 250]]
+    live = recording_table(again.mois, label_db.url, user="dan")  # MOIs only: the database as it is now
+    assert live.loc[0, ["syndrome", "localization"]].tolist() == ["focal", "TLE"]
+    assert live.loc[0, "recording_id"] == label_db.rec
+    assert dan.create_snapshot("after the edit").content_hash != snap.content_hash
+
+
+def test_a_format_1_snapshot_still_loads_and_says_what_it_lacks(label_db, open_store):
+    ann = open_store("ann")
+    add_all(ann, label_db.rec)
+    snap = ann.create_snapshot("v2")
+    old = {"format": 1, "fields": snap.content["fields"], "rows": snap.content["rows"]}
+    legacy = Snapshot(id=snap.id, name="v1", content_hash=content_hash(old), num_mois=snap.num_mois,
+                      query=snap.query, created_by="ann", created_at=snap.created_at, content=old)
+    assert not legacy.frozen_classes and len(legacy.mois) == 3
+    with pytest.raises(ValidationError, match="froze MOIs only, not its recordings"):
+        legacy.recordings
