@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = "demo-learning"
 
 
-def build_cohort(folder: Path, patients: int, seconds: float, size: str) -> dict[str, Any]:
+def build_cohort(folder: Path, patients: int, seconds: float, size: str, seed: int = 0) -> dict[str, Any]:
     """The labelled cohort in ``folder`` (built once; an unfinished build is redone)."""
     from deepepil.labels import connect
     from deepepil.ml.demo import ADMIN, make_labelled_cohort
@@ -47,7 +47,7 @@ def build_cohort(folder: Path, patients: int, seconds: float, size: str) -> dict
     url = f"sqlite:///{folder / 'labels.sqlite'}"
     t0 = time.perf_counter()
     ids, truths = make_labelled_cohort(url, folder / "store", patients=patients, seconds=seconds,
-                                       streams=("ir", "depth"), size=size,
+                                       streams=("ir", "depth"), size=size, seed=seed,
                                        on_recording=lambda name: print(f"  labelled {name}", flush=True))
     with connect(url, user=ADMIN) as store:
         snap = store.create_snapshot(SNAPSHOT)
@@ -65,7 +65,7 @@ def make_config(args: argparse.Namespace, meta: dict[str, Any], out: Path, targe
     data: dict[str, Any] = {
         "snapshot": meta["snapshot"], "url": meta["url"], "user": meta["user"], "target": target,
         "streams": ["ir", "depth"], "clip_frames": args.clip_frames, "fps": args.fps,
-        "size": [args.pixels, args.pixels], "augment": {"flip_p": 0.5},
+        "size": [args.pixels, args.pixels], "augment": {"flip_p": 0.5}, "motion": args.motion,
     }
     if target != "syndrome":
         data["window"] = "recording"
@@ -139,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-frames", type=int, default=8)
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--pixels", type=int, default=32, help="clip height and width")
+    p.add_argument("--motion", action=argparse.BooleanOptionalAction, default=False,
+                   help="add frame-difference channels (ClipDataset(motion=True))")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed (weights, shuffling, augmentation)")
+    p.add_argument("--cohort-seed", type=int, default=0, help="seed of the synthetic cohort (other patients)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--moi-regions", default="", help="comma-separated regions for MOI detection ('' skips)")
     p.add_argument("--skip-syndrome", action="store_true")
@@ -155,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-    key = f"p{args.patients}-s{args.seconds:g}-{args.size}"
+    key = f"p{args.patients}-s{args.seconds:g}-{args.size}" + (f"-c{args.cohort_seed}" if args.cohort_seed else "")
     folder = Path(args.data_dir) / key
     print(f"cohort {folder}", flush=True)
-    meta = build_cohort(folder, args.patients, args.seconds, args.size)
+    meta = build_cohort(folder, args.patients, args.seconds, args.size, args.cohort_seed)
     runs = folder / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     command = "python bench/demo_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = ["## Demonstrated learning", "",
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.seconds:g} s `{args.size}` recording each (IR + depth), labelled with the generator's truth; "
              f"`{args.model}` width {args.width:g}, {args.clip_frames} frames at {args.fps:g} fps, "
              f"{args.pixels}x{args.pixels} patient crops, {args.epochs} epochs, leave-one-patient-out, "
-             f"no validation part, {args.threads} CPU threads. Cohort build (cached): {meta['build_seconds']:.0f} s.",
+             f"no validation part, {args.threads} CPU threads, cohort seed {args.cohort_seed}, training seed "
+             f"{args.seed}. Cohort build (cached): {meta['build_seconds']:.0f} s.",
              ""]
     if not args.skip_syndrome:
         t0 = time.perf_counter()

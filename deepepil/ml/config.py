@@ -107,6 +107,7 @@ class DataConfig:
     crop: Optional[str] = "patient"
     crop_margin: float = 0.1
     ir_gamma: float = 0.5
+    motion: bool = False
     classes: Optional[tuple[str, ...]] = None
     laterality_in_class: bool = False
     measure_stats: bool = True
@@ -118,7 +119,7 @@ class DataConfig:
             "target": self.target, "streams": self.streams, "clip_frames": self.clip_frames, "fps": self.fps,
             "stride_frames": self.stride_frames, "window": self.window, "context_frames": self.context_frames,
             "size": self.size, "crop": self.crop, "crop_margin": self.crop_margin, "ir_gamma": self.ir_gamma,
-            "classes": self.classes, "laterality_in_class": self.laterality_in_class,
+            "motion": self.motion, "classes": self.classes, "laterality_in_class": self.laterality_in_class,
         }
 
 

@@ -47,6 +47,12 @@ CROPS: tuple[Optional[str], ...] = ("patient", "bed", None)
 _BOX_CACHE_ENTRIES = 4096
 
 
+def _channels(streams: Sequence[str], motion: bool) -> tuple[str, ...]:
+    """The channel names of ``streams``, then (with ``motion``) one ``<channel>_motion`` each."""
+    image = tuple(c for s in streams for c in STREAMS[s])
+    return image + (tuple(f"{c}_motion" for c in image) if motion else ())
+
+
 def _local_path(uri: str) -> str:
     if uri.startswith("file://"):
         from urllib.parse import unquote, urlparse
@@ -80,6 +86,10 @@ class ClipDataset(torch.utils.data.Dataset):
         (fraction of the box, each side); None scales the whole frame (padded to the aspect).
     ir_gamma : float
         Gamma applied to IR after mapping the store's display range to ``[0, 1]``.
+    motion : bool
+        Add one motion channel per image channel (``"ir_motion"``, ...): the difference of each
+        frame from the one before (the first frame repeats the second's). It lets a 2D network
+        whose frames are pooled over time see movement, not only posture.
     stats : mapping, optional
         Per channel ``(mean, std)`` for standardization (:meth:`measure_stats`); default
         ``(0.5, 0.25)`` for every channel.
@@ -111,6 +121,7 @@ class ClipDataset(torch.utils.data.Dataset):
         crop: Optional[str] = "patient",
         crop_margin: float = 0.1,
         ir_gamma: float = 0.5,
+        motion: bool = False,
         stats: Optional[Mapping[str, tuple[float, float]]] = None,
         augment: Optional[T.Augment] = None,
         seizures: Optional[pd.DataFrame] = None,
@@ -138,7 +149,8 @@ class ClipDataset(torch.utils.data.Dataset):
                                    "recordings, then freeze them with store.create_snapshot(name)")
         self.target: Target = parse_target(target, sorted(set(mois["region"])))
         self.streams = streams
-        self.channels: tuple[str, ...] = tuple(c for s in streams for c in STREAMS[s])
+        self.motion = bool(motion)
+        self.channels: tuple[str, ...] = _channels(streams, self.motion)
         self.size = (int(size[0]), int(size[1]))
         self.crop, self.crop_margin, self.ir_gamma = crop, float(crop_margin), float(ir_gamma)
         self.augment = augment
@@ -183,6 +195,7 @@ class ClipDataset(torch.utils.data.Dataset):
         ds.size = (int(settings["size"][0]), int(settings["size"][1]))
         ds.crop, ds.crop_margin = settings["crop"], float(settings["crop_margin"])
         ds.ir_gamma = float(settings["ir_gamma"])
+        ds.motion = bool(settings.get("motion", False))
         ds.augment, ds.snapshot_hash = None, settings.get("snapshot_hash")
         ds.laterality_in_class = bool(settings.get("laterality_in_class"))
         ds.target = parse_target(settings["target"])
@@ -332,7 +345,8 @@ class ClipDataset(torch.utils.data.Dataset):
         return {
             "snapshot_hash": self.snapshot_hash, "target": self.target.name, "streams": list(self.streams),
             "clip": dataclasses.asdict(self.spec), "size": list(self.size), "crop": self.crop,
-            "crop_margin": self.crop_margin, "ir_gamma": self.ir_gamma, "stats": [list(s) for s in self.stats],
+            "crop_margin": self.crop_margin, "ir_gamma": self.ir_gamma, "motion": self.motion,
+            "stats": [list(s) for s in self.stats],
             "classes": list(self.classes), "laterality_in_class": self.laterality_in_class,
             "augment": dataclasses.asdict(self.augment) if self.augment else None,
         }
@@ -441,6 +455,8 @@ class ClipDataset(torch.utils.data.Dataset):
         clip = torch.cat(parts, dim=1)  # (T, C, H, W)
         if flip:
             clip = clip.flip(-1)
+        if self.motion:
+            clip = torch.cat([clip, T.frame_differences(clip)], dim=1)
         clip = T.standardize(clip.permute(1, 0, 2, 3), self.stats).contiguous()
         return clip, torch.tensor(target, dtype=torch.int64)
 

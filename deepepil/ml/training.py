@@ -503,7 +503,8 @@ def _inference_settings(config: Config, ds: Any, model: nn.Module, stats: Option
     return {
         "target": ds.target.name, "classes": list(ds.classes), "streams": list(ds.streams),
         "channels": list(ds.channels), "clip": dataclasses.asdict(ds.spec), "size": list(ds.size), "crop": ds.crop,
-        "crop_margin": ds.crop_margin, "ir_gamma": ds.ir_gamma, "laterality_in_class": ds.laterality_in_class,
+        "crop_margin": ds.crop_margin, "ir_gamma": ds.ir_gamma, "motion": ds.motion,
+        "laterality_in_class": ds.laterality_in_class,
         "stats": {c: list(s) for c, s in zip(ds.channels, ds.subset(np.arange(len(ds)), stats=stats).stats)},
         "model": dict(model.config), "snapshot_hash": getattr(snapshot, "content_hash", None),
         "snapshot_name": getattr(snapshot, "name", None), "run_id": run_id, "config_digest": config.digest,

@@ -32,6 +32,7 @@ __all__ = [
     "crop",
     "resize",
     "crop_resize",
+    "frame_differences",
     "standardize",
     "StreamRange",
     "stream_range",
@@ -330,6 +331,17 @@ class Augment:
         if self.brightness:
             x = x + (float(torch.rand(())) * 2 - 1) * self.brightness
         return x.clamp_(0.0, 1.0)
+
+
+def frame_differences(x: torch.Tensor) -> torch.Tensor:
+    """Each frame minus the one before, for a ``(T, C, H, W)`` clip; the first frame repeats the second's.
+
+    A clip of one frame has no motion: zeros.
+    """
+    if x.shape[0] < 2:
+        return torch.zeros_like(x)
+    d = x[1:] - x[:-1]
+    return torch.cat([d[:1], d], dim=0)
 
 
 def standardize(x: torch.Tensor, stats: Sequence[tuple[float, float]]) -> torch.Tensor:

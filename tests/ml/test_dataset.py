@@ -222,3 +222,21 @@ def test_fingerprint_and_config_identify_the_data(syndrome_ds, cohort):
     config = syndrome_ds.config()
     assert config["snapshot_hash"] == cohort.snapshot.content_hash and config["classes"] == ["FLE", "TLE"]
     assert json.loads(json.dumps(config)) == config  # JSON as it is (for run tracking)
+
+
+def test_motion_channels_are_the_frame_differences(cohort, syndrome_ds):
+    # motion=True: one more channel per image channel, each frame minus the one before
+    moving = ClipDataset.from_database(cohort.snapshot, cohort.url, user=ADMIN, target="syndrome",
+                                       streams=("ir", "depth"), motion=True,
+                                       stats={c: (0.0, 1.0) for c in ("ir", "depth", "ir_motion", "depth_motion")},
+                                       **SMALL)
+    still = syndrome_ds.subset(np.arange(len(syndrome_ds)), stats={"ir": (0.0, 1.0), "depth": (0.0, 1.0)})
+    assert moving.channels == ("ir", "depth", "ir_motion", "depth_motion") and moving.in_channels == 4
+    clip, target = moving[3]
+    plain, same_target = still[3]
+    assert clip.shape == (4, 8, 32, 32) and int(target) == int(same_target)
+    torch.testing.assert_close(clip[:2], plain)
+    torch.testing.assert_close(clip[2:, 1:], plain[:, 1:] - plain[:, :-1])
+    torch.testing.assert_close(clip[2:, 0], clip[2:, 1])
+    assert clip[2:].abs().sum() > 0  # a seizure clip moves
+    assert moving.config()["motion"] is True and moving.fingerprint != still.fingerprint
