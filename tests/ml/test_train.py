@@ -312,3 +312,18 @@ def test_mixed_precision_training_on_the_gpu(work):
     assert params["train.device_used"].startswith("cuda")
     assert params["train.precision"] == ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
     assert np.isfinite(r.history["train_loss"]).all()
+
+
+def test_the_tiny_configuration_learns_the_syndrome(work):
+    # the demonstrated-learning recipe (bench/demo_learning.py, docs/ml.md) at test size: a 2D network
+    # whose frame features are averaged over time, with frame-difference (motion) channels, left-one-
+    # patient-out on the four tiny patients. Chance is 0.5; a broken loader, label or loss gives that.
+    folder, url = work
+    config = tiny(url, folder, run_name="learns", tracking={"enabled": False, "register": None})
+    config["model"] = {"name": "cnn2d", "options": {"width": 0.25, "head": "mean"}}
+    config["data"].update(fps=15.0, motion=True, augment={"flip_p": 0.5})
+    config["split"] = {"method": "lopo", "validation": "none"}
+    config["train"].update(epochs=8, batch_size=8, early_stopping=None, final_model=False)
+    result = train(config, progress=False)
+    assert result.overall["balanced_accuracy"] >= 0.8, result.folds
+    assert result.patients["correct"].all(), result.patients
