@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import anywidget
+import pandas as pd
 import traitlets as t
 
 from deepepil.errors import (
     AccessDeniedError, ConflictError, DeepEpilError, IntegrityError, NotFoundError, ValidationError,
 )
 from deepepil.ui._assets import widget_sources
+from deepepil.ui.keypoints import KeypointLifter, joints_at, rgb_projection
 from deepepil.ui.session import LabelSession, error_json
 from deepepil.ui.shortcuts import SHORTCUT_GROUPS, load_shortcuts
 
@@ -46,6 +48,7 @@ _TEXT_LIMITS = {"epilepsy_type": 100, "localization_hypothesis": 100, "imaging_f
 _REPLY_TYPES = {"frames": "frames", "open": "opened", "close": "closed", "edit": "edit_result",
                 "patient": "patient_result", "refresh": "refreshed"}
 _IDLE = {"state": "idle", "message": "", "pending": 0}
+_NO_LABELS = {"mois": [], "suggestions": [], "seizures": [], "keypoints": []}
 _NOT_LOADING = {"active": False, "message": "", "fraction": None}
 
 
@@ -103,6 +106,9 @@ class LabelingApp(anywidget.AnyWidget):
     poll_seconds : float
         How often others' changes are looked for (and kept edits retried); 0 turns the background
         thread off (:meth:`LabelSession.poll` can be called by hand).
+    keypoint_search_radius_px : int
+        A joint clicked on a depth hole takes the nearest depth reading within this many pixels
+        (:func:`deepepil.recordings.geometry.lift_pixel`); none there: the click is refused.
 
     Attributes
     ----------
@@ -112,6 +118,8 @@ class LabelingApp(anywidget.AnyWidget):
         The open recording's edit controller.
     dataset : xarray.Dataset or None
         The open recording.
+    keypoints_revision : int
+        Incremented after every change of the user's 3D joints the app learns of.
     """
 
     _esm, _css = _load_sources()
@@ -123,17 +131,21 @@ class LabelingApp(anywidget.AnyWidget):
     patient = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     loading = t.Dict(dict(_NOT_LOADING)).tag(sync=True)
     vocabulary = t.Dict().tag(sync=True)
-    labels = t.Dict({"mois": [], "suggestions": [], "seizures": []}).tag(sync=True)
+    labels = t.Dict(dict(_NO_LABELS)).tag(sync=True)
     status = t.Dict(dict(_IDLE)).tag(sync=True)
     can_undo = t.Bool(False).tag(sync=True)
     can_redo = t.Bool(False).tag(sync=True)
     shortcuts = t.Dict().tag(sync=True)
     shortcut_groups = t.List().tag(sync=True)
     frame = t.Int(0).tag(sync=True)
+    #: Counts the changes of the user's joints (own edits, undo/redo, found by polling, a recording opened or
+    #: closed): observe it to redraw what :meth:`joints_at` gives. Not synced.
+    keypoints_revision = t.Int(0)
 
     def __init__(self, url: Optional[str] = None, *, store: Any = None, recordings_root: Any = None,
                  user: Optional[str] = None, recording_id: Optional[int] = None,
-                 shortcuts: Optional[Mapping[str, Any]] = None, poll_seconds: float = 3.0) -> None:
+                 shortcuts: Optional[Mapping[str, Any]] = None, poll_seconds: float = 3.0,
+                 keypoint_search_radius_px: int = 3) -> None:
         keys, warning = _shortcut_map(shortcuts)
         super().__init__(shortcuts=keys, shortcut_groups=SHORTCUT_GROUPS)
         self._url = url
@@ -142,11 +154,13 @@ class LabelingApp(anywidget.AnyWidget):
         root = recordings_root if recordings_root is not None else os.environ.get("DEEPEPIL_STORE")
         self.recordings_root: Optional[Path] = Path(root).expanduser() if root else None
         self.poll_seconds = float(poll_seconds)
+        self.keypoint_search_radius_px = keypoint_search_radius_px
         self.store = store
         self.session: Optional[LabelSession] = None
         self.dataset = None
         self._frames: Any = None
         self._send_lock = threading.Lock()
+        self._revision_lock = threading.Lock()
         self._handlers = {"frames": self._on_frames, "open": self._on_open, "close": self._on_close,
                           "edit": self._on_edit, "patient": self._on_patient, "refresh": self._on_refresh}
         self.on_msg(self._on_msg)
@@ -245,7 +259,7 @@ class LabelingApp(anywidget.AnyWidget):
         return {"regions": regions, "labels": {region: list(labels) for region in regions},
                 "laterality": v("laterality"), "centricity": v("centricity"), "seizure_type": v("seizure_type"),
                 "awareness": v("awareness"), "lateralization": v("laterality"), "localization": v("localization"),
-                "sex": list(SEX_VALUES), "epilepsy_type": list(EPILEPSY_TYPES)}
+                "sex": list(SEX_VALUES), "epilepsy_type": list(EPILEPSY_TYPES), "joint": v("joint")}
 
     def _landing(self) -> list[dict[str, Any]]:
         from deepepil.labels.catalog import catalog
@@ -354,7 +368,8 @@ class LabelingApp(anywidget.AnyWidget):
             registered = self._registered(info.id)
             dataset = self._open_dataset(path, registered)
             self._progress("Reading the labels", 0.6)
-            session = LabelSession(self.store, info.id, on_event=self._on_session_event)
+            session = LabelSession(self.store, info.id, on_event=self._on_session_event,
+                                   lifter=KeypointLifter(dataset, search_radius_px=self.keypoint_search_radius_px))
             labels = session.load()
             patient = None if registered.patient_id is None else self._patient_json(registered.patient_id)
             self._progress("Preparing the player", 0.85)
@@ -373,7 +388,7 @@ class LabelingApp(anywidget.AnyWidget):
             "id": info.id, "name": info.name, "patient_code": patient["code"] if patient else None,
             "clinic": info.clinic, "fps": float(info.fps), "n_frames": int(dataset.sizes["time"]),
             "duration_seconds": float(info.duration_seconds), "streams": frames.streams(),
-            "display": dict(dataset.attrs.get("display", {})),
+            "display": dict(dataset.attrs.get("display", {})), "rgb_projection": rgb_projection(dataset),
         }
         status = session.status
         with self.hold_sync():
@@ -385,6 +400,7 @@ class LabelingApp(anywidget.AnyWidget):
             self.can_undo, self.can_redo = status["can_undo"], status["can_redo"]
             self.screen = "labeling"
             self.loading = dict(_NOT_LOADING)
+        self._keypoints_changed()
         session.start(self.poll_seconds)
         return True, None
 
@@ -463,10 +479,11 @@ class LabelingApp(anywidget.AnyWidget):
                 f"{session.pending} change(s) are not saved yet: the label database cannot be reached. They are kept "
                 f"while the recording stays open and saved when it is back; closing now (force) discards them")}}, []
         self._close_recording()
+        self._keypoints_changed()
         with self.hold_sync():
             self.recording = None
             self.patient = None
-            self.labels = {"mois": [], "suggestions": [], "seizures": []}
+            self.labels = dict(_NO_LABELS)
             self.can_undo = self.can_redo = False
             self.status = dict(_IDLE)
             self.screen = "landing"
@@ -491,9 +508,15 @@ class LabelingApp(anywidget.AnyWidget):
             self._push({"type": "labels_changed", "changes": payload})
         elif kind == "notify":
             self._notify(payload["level"], payload["text"])
+        elif kind == "keypoints":
+            self._keypoints_changed()
         elif kind == "status":  # also from the session's thread: no hold_sync, which is not thread-safe
             self.status = {k: payload[k] for k in ("state", "message", "pending")}
             self.can_undo, self.can_redo = payload["can_undo"], payload["can_redo"]
+
+    def _keypoints_changed(self) -> None:
+        with self._revision_lock:  # the session's thread counts too
+            self.keypoints_revision += 1
 
     # --- patients -------------------------------------------------------------------------------
 
@@ -645,6 +668,26 @@ class LabelingApp(anywidget.AnyWidget):
         ok, error = self._open(recording_id)
         if not ok:
             raise DeepEpilError(error["message"])
+
+    def joints_at(self, frame_index: int) -> pd.DataFrame:
+        """The user's joints on ``frame_index``: keyframes there, linearly interpolated between keyframes.
+
+        Parameters
+        ----------
+        frame_index : int
+            A frame of the open recording.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``joint, x_m, y_m, z_m, u_px, v_px, keyframe`` (``keyframe`` False where
+            interpolated); one row per joint between (or on) its first and last keyframe; the
+            current user's hand-placed keypoints only. Empty when no recording is open.
+        """
+        if self.session is None:
+            return joints_at([], 0)
+        frame_index = self.session.lifter.check_frame(frame_index)
+        return joints_at(self.session.keypoint_rows(), frame_index)
 
     def close(self) -> None:
         """Stop the background thread, close the recording (and the label service if the app opened it)."""

@@ -1,7 +1,7 @@
 """The labeling app's edit controller: one recording's labels, edited through the label service.
 
 >>> session = LabelSession(store, recording_id)              # doctest: +SKIP
->>> labels = session.load()    # {"mois": [...], "suggestions": [...], "seizures": [...]}  # doctest: +SKIP
+>>> labels = session.load()    # {mois, suggestions, seizures, keypoints}: lists of rows  # doctest: +SKIP
 >>> session.apply("add_moi", {"region": "trunk", "label": "clonic", "start_frame": 10,
 ...                           "end_frame": 40})                  # doctest: +SKIP
 {'ok': True, 'changes': {'mois': [{'id': 1, 'version': 1, ...}], ...}, 'error': None}
@@ -28,6 +28,11 @@ need the database and are refused while it is unreachable.
 Two clinicians on one recording: :meth:`LabelSession.poll` (every few seconds from the
 background thread, see :meth:`LabelSession.start`) reads the revisions written since the last
 one seen and pushes the rows of this recording whose version the client does not have yet.
+
+3D joints: ``place_keypoint``/``move_keypoint`` lift the click to 3D on the frame's depth
+(:class:`~deepepil.ui.keypoints.KeypointLifter`) before anything else, so a click that cannot be
+lifted is refused at once, online or not; only the user's own hand-placed keypoints are sent
+(:meth:`LabelSession.keypoint_rows`), and every change of them is announced as a ``"keypoints"`` event.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from deepepil.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from deepepil.ui.keypoints import KEYPOINT_ROW_FIELDS, KeypointLifter
 
 __all__ = [
     "LabelSession",
@@ -53,6 +59,7 @@ __all__ = [
     "MOI_ROW_FIELDS",
     "SUGGESTION_ROW_FIELDS",
     "SEIZURE_ROW_FIELDS",
+    "KEYPOINT_ROW_FIELDS",
     "error_kind",
     "is_offline",
 ]
@@ -60,12 +67,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The edit operations of an ``edit`` message.
-EDIT_OPS: tuple[str, ...] = (
-    "add_moi", "update_moi", "delete_moi", "accept_suggestion", "reject_suggestion", "add_seizure",
-    "update_seizure", "delete_seizure", "undo", "redo", "resolve_conflict",
-)
 #: Operations kept and retried when the database is unreachable.
-QUEUEABLE_OPS: tuple[str, ...] = EDIT_OPS[:8]
+QUEUEABLE_OPS: tuple[str, ...] = (
+    "add_moi", "update_moi", "delete_moi", "accept_suggestion", "reject_suggestion", "add_seizure",
+    "update_seizure", "delete_seizure", "place_keypoint", "move_keypoint", "delete_keypoint",
+)
+#: The edit operations of an ``edit`` message.
+EDIT_OPS: tuple[str, ...] = (*QUEUEABLE_OPS, "undo", "redo", "resolve_conflict")
 #: Fields of the rows sent to the browser (``widgets/README.md``).
 MOI_ROW_FIELDS = ("id", "version", "region", "label", "laterality", "start_frame", "end_frame", "author", "source",
                   "confidence", "seizure_id")
@@ -73,12 +81,15 @@ SUGGESTION_ROW_FIELDS = ("id", "version", "region", "label", "laterality", "star
                          "model_version", "decision")
 SEIZURE_ROW_FIELDS = ("id", "version", "onset_frame", "offset_frame", "seizure_type", "awareness", "lateralization",
                       "localization", "author")
-_ROW_FIELDS = {"moi": MOI_ROW_FIELDS, "suggestion": SUGGESTION_ROW_FIELDS, "seizure": SEIZURE_ROW_FIELDS}
+_ROW_FIELDS = {"moi": MOI_ROW_FIELDS, "suggestion": SUGGESTION_ROW_FIELDS, "seizure": SEIZURE_ROW_FIELDS,
+               "keypoint": KEYPOINT_ROW_FIELDS}
 #: Table name -> key of ``changes``.
-_KEYS = {"moi": "mois", "suggestion": "suggestions", "seizure": "seizures"}
-_INT_FIELDS = ("id", "version", "start_frame", "end_frame", "onset_frame", "offset_frame", "seizure_id")
+_KEYS = {"moi": "mois", "suggestion": "suggestions", "seizure": "seizures", "keypoint": "keypoints"}
+_INT_FIELDS = ("id", "version", "start_frame", "end_frame", "onset_frame", "offset_frame", "seizure_id",
+               "frame_index")
 _OP_TABLE = {"update_moi": "moi", "delete_moi": "moi", "accept_suggestion": "suggestion",
-             "reject_suggestion": "suggestion", "update_seizure": "seizure", "delete_seizure": "seizure"}
+             "reject_suggestion": "suggestion", "update_seizure": "seizure", "delete_seizure": "seizure",
+             "move_keypoint": "keypoint", "delete_keypoint": "keypoint"}
 _ADD_MOI_ARGS = ("region", "label", "laterality", "start_frame", "end_frame", "centricity", "seizure_id",
                  "confidence")
 _ADD_SEIZURE_ARGS = ("onset_frame", "offset_frame", "seizure_type", "awareness", "lateralization", "localization",
@@ -126,6 +137,8 @@ def _deleted(row: Any) -> bool:
 
 
 def _table_of_row(row: Mapping[str, Any]) -> str:
+    if "joint" in row:
+        return "keypoint"
     if "onset_frame" in row:
         return "seizure"
     if "model_version" in row:
@@ -284,7 +297,11 @@ class LabelSession:
     on_event : callable, optional
         ``on_event(kind, payload)`` for what happens outside a request: ``"labels_changed"``
         (``changes``), ``"status"`` (the :attr:`status` dict) and ``"notify"`` (``{level, text}``).
-        Called from the thread that noticed (the background thread too).
+        Called from the thread that noticed (the background thread too); also ``"keypoints"``
+        (None) after the user's keypoints changed in any way (:meth:`keypoint_rows`).
+    lifter : KeypointLifter, optional
+        Lifts clicks to 3D on the recording's depth (``place_keypoint``, ``move_keypoint``); without
+        it those ops are refused.
 
     Raises
     ------
@@ -292,14 +309,18 @@ class LabelSession:
         No such recording, or one the user may not see.
     """
 
-    def __init__(self, store: Any, recording_id: int, *, on_event: Optional[EventCallback] = None) -> None:
+    def __init__(self, store: Any, recording_id: int, *, on_event: Optional[EventCallback] = None,
+                 lifter: Optional[KeypointLifter] = None) -> None:
         self.store = store
+        self.lifter = lifter
         self.recording = store.recording(recording_id)
         self.recording_id: int = self.recording.id
         self.on_event = on_event
         self._lock = threading.RLock()
         self._queue: list[_Queued] = []
         self._known: dict[str, dict[int, int]] = {t: {} for t in _KEYS}
+        self._keypoints: dict[int, dict[str, Any]] = {}  # the user's own human keypoints, id -> row
+        self._joints: tuple[str, ...] = ()
         self._conflicts: dict[tuple[str, int], dict[str, Any]] = {}
         self._rebase: dict[tuple[str, int, int], int] = {}
         self._last_revision = 0
@@ -373,20 +394,37 @@ class LabelSession:
     # --- loading ----------------------------------------------------------------------------
 
     def load(self) -> dict[str, list[dict[str, Any]]]:
-        """The recording's labels now: ``{mois, suggestions, seizures}`` (deleted rows left out)."""
+        """The recording's labels now: ``{mois, suggestions, seizures, keypoints}`` (deleted rows left out).
+
+        ``keypoints`` are the user's own, placed by hand (``source`` human): those the app edits.
+        """
         with self._lock:
             top = self._top_revision()
             mois = self.store.mois(self.recording_id).to_dict("records")
             suggestions = self.store.suggestions(self.recording_id).to_dict("records")
             seizures = self.store.seizures(self.recording_id).to_dict("records")
+            keypoints = self.store.keypoints(self.recording_id, author=self.store.user.username).to_dict("records")
             labels = {"mois": [row_json("moi", r) for r in mois],
                       "suggestions": [row_json("suggestion", r) for r in suggestions],
-                      "seizures": [row_json("seizure", r) for r in seizures]}
+                      "seizures": [row_json("seizure", r) for r in seizures],
+                      "keypoints": [row_json("keypoint", r) for r in keypoints if self._own_keypoint(r)]}
             for table, key in _KEYS.items():
                 self._known[table] = {row["id"]: row["version"] for row in labels[key]}
+            self._keypoints = {row["id"]: row for row in labels["keypoints"]}
+            self._joints = tuple(self.store.vocabulary("joint"))
             self._last_revision = top
             self._refresh_undo()
         return labels
+
+    def _own_keypoint(self, row: Any) -> bool:
+        """True for a keypoint of this user placed by hand (the ones the app shows and edits)."""
+        get = row.get if isinstance(row, Mapping) else (lambda name, default=None: getattr(row, name, default))
+        return get("author") == self.store.user.username and _clean(get("source")) == "human"
+
+    def keypoint_rows(self) -> list[dict[str, Any]]:
+        """The user's own hand-placed keypoints of the recording as the session knows them (README rows)."""
+        with self._lock:
+            return [dict(row) for row in self._keypoints.values()]
 
     def _top_revision(self, conn: Optional[sa.Connection] = None) -> int:
         from deepepil.labels._rows import REVISION_T
@@ -471,7 +509,11 @@ class LabelSession:
             args = _require_mapping({} if args is None else args, f"the arguments of {op!r}")
             if op not in EDIT_OPS:
                 raise ValidationError(f"unknown edit op {op!r}; ops are: {', '.join(EDIT_OPS)}")
-        except ValidationError as exc:
+            if op in ("place_keypoint", "move_keypoint"):  # lifted now: a refused click is refused offline too
+                args = self._lifted(op, args)
+        except Exception as exc:
+            if error_kind(exc) == "error":
+                log.error("deepepil: edit %s failed", op, exc_info=exc)
             return {"ok": False, "changes": empty_changes(), "error": error_json(exc)}
         with self._lock:
             landed = _Changes()
@@ -500,6 +542,26 @@ class LabelSession:
             self._refresh_undo()
             self._emit("status", self.status)
             return {"ok": True, "changes": landed.as_json(), "error": None}
+
+    def _lifted(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of a keypoint placement or move with the click lifted to 3D (README ``edit`` ops)."""
+        if self.lifter is None:
+            raise ValidationError("joints cannot be placed: the session has no recording to lift clicks on")
+        if op == "place_keypoint":
+            args = _pick(args, ("frame_index", "joint", "u_px", "v_px"), ("frame_index", "joint", "u_px", "v_px"), op)
+            if self._joints and args["joint"] not in self._joints:
+                raise ValidationError(f"joint {args['joint']!r} is not a skeleton joint; joints are: "
+                                      f"{', '.join(self._joints)}")
+            return {"frame_index": args["frame_index"], "joint": args["joint"],
+                    **self.lifter.lift(args["frame_index"], args["u_px"], args["v_px"])}
+        args = _pick(args, ("id", "version", "u_px", "v_px"), ("id", "version", "u_px", "v_px"), op)
+        with self._lock:
+            row = self._keypoints.get(args["id"]) if isinstance(args["id"], int) else None
+        if row is None:
+            raise ValidationError(f"keypoint {args['id']!r} is not one of your joints on recording "
+                                  f"{self.recording_id}; only your own joints can be moved here")
+        return {"id": args["id"], "version": args["version"],
+                "changes": self.lifter.lift(row["frame_index"], args["u_px"], args["v_px"])}
 
     def _offline_reply(self, op: str, args: dict[str, Any], landed: _Changes) -> dict[str, Any]:
         if op == "undo" and self._queue:
@@ -563,9 +625,9 @@ class LabelSession:
     @staticmethod
     def _mine(op: str, args: Mapping[str, Any]) -> Optional[dict[str, Any]]:
         """The clinician's side of a conflict, as the changes ``resolve_conflict`` re-applies."""
-        if op in ("update_moi", "update_seizure"):
+        if op in ("update_moi", "update_seizure", "move_keypoint"):
             return dict(args.get("changes") or {})
-        if op in ("delete_moi", "delete_seizure"):
+        if op in ("delete_moi", "delete_seizure", "delete_keypoint"):
             return {"deleted": True}
         if op == "accept_suggestion":
             return {"decision": "accepted"}
@@ -594,10 +656,15 @@ class LabelSession:
                 self._known[table][row_id] = data["version"]
             for row_id, version in changes.removed[table].items():
                 self._known[table][row_id] = version
+        if changes.rows["keypoint"] or changes.removed["keypoint"]:
+            self._keypoints.update(changes.rows["keypoint"])
+            for row_id in changes.removed["keypoint"]:
+                self._keypoints.pop(row_id, None)
+            self._emit("keypoints", None)
 
     def _row(self, table: str, row_id: Any) -> Any:
-        return {"moi": self.store.moi, "suggestion": self.store.suggestion, "seizure": self.store.seizure}[table](
-            row_id)
+        return {"moi": self.store.moi, "suggestion": self.store.suggestion, "seizure": self.store.seizure,
+                "keypoint": self.store.keypoint}[table](row_id)
 
     def _run(self, op: str, args: dict[str, Any]) -> _Changes:
         """Apply ``op`` through the store; raise what the store raises."""
@@ -627,6 +694,16 @@ class LabelSession:
             else:
                 s.reject_suggestion(row_id, version)
             out.add("suggestion", s.suggestion(row_id))
+        elif op == "place_keypoint":
+            out.add("keypoint", self._place(args))
+        elif op == "move_keypoint":
+            row_id, version = _id_version(args, op)
+            self._check_recording("keypoint", row_id)
+            out.add("keypoint", s.update_keypoint(row_id, version, **args["changes"]))
+        elif op == "delete_keypoint":
+            row_id, version = _id_version(args, op)
+            self._check_recording("keypoint", row_id)
+            out.add("keypoint", s.delete_keypoint(row_id, version))
         elif op in ("undo", "redo"):
             self._check_history(op)
             result = s.undo() if op == "undo" else s.redo()
@@ -636,6 +713,17 @@ class LabelSession:
         else:
             out = self._resolve(args)
         return out
+
+    def _place(self, args: Mapping[str, Any]) -> Any:
+        """Add the joint on the frame, or move the user's keyframe of it there (one per joint and frame)."""
+        s = self.store
+        placed = s.keypoints(self.recording_id, args["frame_index"], author=s.user.username)
+        placed = placed[(placed["joint"] == args["joint"]) & (placed["source"].map(_clean) == "human")]
+        position = {name: args[name] for name in ("u_px", "v_px", "x_m", "y_m", "z_m")}
+        if placed.empty:
+            return s.add_keypoint(self.recording_id, args["frame_index"], args["joint"], source="human", **position)
+        row = placed.iloc[0]
+        return s.update_keypoint(int(row["id"]), int(row["version"]), **position)
 
     def _check_recording(self, table: str, row_id: Any) -> None:
         row = self._row(table, row_id)
@@ -680,11 +768,12 @@ class LabelSession:
             out.add("suggestion", s.suggestion(current.id))
         elif mine.get("deleted"):
             if not current.deleted:
-                current = (s.delete_moi if table == "moi" else s.delete_seizure)(current.id, current.version)
+                current = getattr(s, f"delete_{table}")(current.id, current.version)
             out.add(table, current)
         else:
-            update = s.update_moi if table == "moi" else s.update_seizure
-            restore = s.restore_moi if table == "moi" else s.restore_seizure
+            update, restore = getattr(s, f"update_{table}"), getattr(s, f"restore_{table}")
+            if table == "keypoint" and "u_px" in mine and "x_m" not in mine and self.lifter is not None:
+                mine = {**mine, **self.lifter.lift(current.frame_index, mine["u_px"], mine.get("v_px", current.v_px))}
             with s.batch():  # one change for undo
                 version = current.version
                 if current.deleted:
@@ -794,6 +883,8 @@ class LabelSession:
             for table, row in found:
                 known = self._known[table].get(row.id)
                 if known == row.version or (known is None and row.deleted):
+                    continue
+                if table == "keypoint" and not self._own_keypoint(row):  # others' skeletons are theirs
                     continue
                 changes.add(table, row)
             self._remember(changes)

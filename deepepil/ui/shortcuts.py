@@ -69,6 +69,17 @@ ACTION_GROUPS: dict[str, dict[str, str]] = {
         "reject_suggestion": "Reject the selected suggestion",
         "mark_onset": "Seizure onset at the playhead",
         "mark_offset": "Seizure offset at the playhead",
+        "joint_mode": "3D joints: joint mode on / off (a click on IR or depth places the chosen joint)",
+        "joint_head": "Joint: head (turns joint mode on)",
+        "joint_neck": "Joint: neck",
+        "joint_shoulder": "Joint: left shoulder; again: right shoulder",
+        "joint_elbow": "Joint: left elbow; again: right elbow",
+        "joint_wrist": "Joint: left wrist; again: right wrist",
+        "joint_hip": "Joint: left hip; again: right hip",
+        "joint_knee": "Joint: left knee; again: right knee",
+        "joint_ankle": "Joint: left ankle; again: right ankle",
+        "prev_keyframe": "Previous keyframe of the chosen joint (of any joint when none is chosen)",
+        "next_keyframe": "Next keyframe of the chosen joint (of any joint when none is chosen)",
     },
     "Editing": {
         "delete_selected": "Delete the selection",
@@ -87,7 +98,8 @@ ACTION_GROUPS: dict[str, dict[str, str]] = {
 ACTION_DESCRIPTIONS: dict[str, str] = {a: d for group in ACTION_GROUPS.values() for a, d in group.items()}
 
 #: The default map. Letters are mnemonic (i/o: mark in/out, r: relabel, a/x: accept/reject,
-#: n/p: next/previous, l: loop, v: view, z: zoom); Shift+i/Shift+o mark the seizure onset/offset.
+#: n/p: next/previous, l: loop, v: view, z: zoom, j: joints); Shift+i/Shift+o mark the seizure onset/offset;
+#: the digits 1-8 pick a joint from the head down (a paired joint's key again: the other side).
 DEFAULT_SHORTCUTS: dict[str, Union[str, list[str]]] = {
     "play_pause": "Space",
     "step_forward": "ArrowRight",
@@ -114,6 +126,17 @@ DEFAULT_SHORTCUTS: dict[str, Union[str, list[str]]] = {
     "reject_suggestion": "x",
     "mark_onset": "Shift+i",
     "mark_offset": "Shift+o",
+    "joint_mode": "j",
+    "joint_head": "1",
+    "joint_neck": "2",
+    "joint_shoulder": "3",
+    "joint_elbow": "4",
+    "joint_wrist": "5",
+    "joint_hip": "6",
+    "joint_knee": "7",
+    "joint_ankle": "8",
+    "prev_keyframe": ",",
+    "next_keyframe": ".",
     "delete_selected": ["Delete", "Backspace"],
     "undo": "Ctrl+z",
     "redo": ["Ctrl+Shift+z", "Ctrl+y"],

@@ -4,7 +4,8 @@ Every selector the browser tests and ``bench/bench_ui.py`` use lives here, taken
 ``widgets/labeler/*.js``: the root ``.de-app`` (``data-screen``), the shell's landing table,
 menu strip, status, side panel, dialogs and toasts (30_shell.js), the player's transport and its
 counters ``window.__deepepil_player`` (10_player.js), the timeline canvas, its label chooser and
-its hook ``window.__deepepil_timeline`` (20_timeline.js).
+its hook ``window.__deepepil_timeline`` (20_timeline.js), the joints' overlays, markers and panel
+(15_joints.js).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ HELP = ".de-shell-help"
 HELP_ACTION = ".de-shell-k"
 TOAST = ".de-shell-toast"
 SIDE_PANELS = ".de-shell-side .de-shell-panel"
+JOINTS_PANEL = ".de-joints-panel"
+JOINTS_MODE = ".de-joints-mode"  # aria-pressed: joint mode on/off
+JOINT_ITEM = ".de-joints-item"  # data-joint; --chosen
+JOINTS_OVERLAY = "svg.de-joints-overlay"  # data-stream: ir, depth
+JOINT_MARKER = "g.de-joints-marker"  # data-joint, data-keyframe ("1" solid, "0" interpolated), data-id
 
 
 class LabelingAppPage:
@@ -347,3 +353,43 @@ class LabelingAppPage:
 
     def toasts(self) -> list[str]:
         return self.page.locator(TOAST).all_inner_texts()
+
+    # --- 3D joints ---------------------------------------------------------------------------
+
+    def joint_mode(self) -> bool:
+        return self.page.locator(JOINTS_MODE).get_attribute("aria-pressed") == "true"
+
+    def choose_joint(self, joint: str) -> None:
+        """Click ``joint`` in the joints panel (turns joint mode on); wait until it is the chosen one."""
+        self.page.locator(f"{JOINT_ITEM}[data-joint='{joint}']").click()
+        self.page.locator(f"{JOINT_ITEM}--chosen[data-joint='{joint}']").wait_for(timeout=self.timeout_ms)
+
+    def image_xy(self, stream: str, u_px: float, v_px: float, size: tuple[int, int]) -> tuple[float, float]:
+        """Viewport point of depth-image pixel (u, v) on ``stream``'s view, computed from the canvas's box.
+
+        ``size`` is the image's (width, height); the canvas shows it letterboxed (object-fit: contain),
+        pixel centres at integers. Independent of the app's own mapping, so a test can check it.
+        """
+        box = self.page.locator(f".de-player-view[data-stream='{stream}'] canvas").bounding_box()
+        width, height = size
+        scale = min(box["width"] / width, box["height"] / height)
+        left = box["x"] + (box["width"] - width * scale) / 2
+        top = box["y"] + (box["height"] - height * scale) / 2
+        return left + (u_px + 0.5) * scale, top + (v_px + 0.5) * scale
+
+    def joint_markers(self, stream: str) -> list[dict[str, Any]]:
+        """The joint markers drawn on ``stream``'s view: joint, keyframe, id, label and centre (viewport px)."""
+        return self.page.locator(f"{JOINTS_OVERLAY}[data-stream='{stream}'] {JOINT_MARKER}").evaluate_all(
+            """gs => gs.map(g => { const b = g.querySelector('.de-joints-dot').getBoundingClientRect();
+                                    const label = g.querySelector('.de-joints-label');
+                                    return {joint: g.dataset.joint, keyframe: g.dataset.keyframe === '1',
+                                            id: g.dataset.id ? Number(g.dataset.id) : null,
+                                            label: label ? label.textContent : null,
+                                            x: b.x + b.width / 2, y: b.y + b.height / 2}; })""")
+
+    def wait_joint_marker(self, stream: str, joint: str, keyframe: bool) -> dict[str, Any]:
+        """Wait until ``joint`` is drawn on ``stream``'s view as a keyframe (or interpolated); return it."""
+        self.page.locator(f"{JOINTS_OVERLAY}[data-stream='{stream}'] {JOINT_MARKER}[data-joint='{joint}']"
+                          f"[data-keyframe='{1 if keyframe else 0}']").wait_for(timeout=self.timeout_ms)
+        return next(m for m in self.joint_markers(stream) if m["joint"] == joint)
+

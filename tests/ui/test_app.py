@@ -365,7 +365,7 @@ def test_close_goes_back_to_the_landing_list(ui_db, make_app, ask):
     reply = ask(app, {"type": "close"})
     assert reply["type"] == "closed" and reply["ok"]
     assert app.screen == "landing" and app.recording is None and app.session is None
-    assert app.labels == {"mois": [], "suggestions": [], "seizures": []}
+    assert app.labels == {"mois": [], "suggestions": [], "seizures": [], "keypoints": []}
     assert app.recordings[0]["status"] == "in_progress"
 
 

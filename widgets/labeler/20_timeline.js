@@ -1812,7 +1812,7 @@ function createTimeline(ctx) {
     const sel = ctx.state.selection;
     if (!sel || sel.kind !== kind) return null;
     const map = { moi: ctx.labels.mois, suggestion: ctx.labels.suggestions, seizure: ctx.labels.seizures }[kind];
-    return map.get(sel.id) || null;
+    return map ? map.get(sel.id) || null : null; // other kinds (a keypoint, 15_joints.js) are not on the timeline
   }
   function zoomBy(factor) {
     const f = ctx.state.frame;

@@ -239,7 +239,8 @@ function shellCreateSidePanel(ctx, shell) {
       head.appendChild(utilEl("h3", "de-shell-panel-title", "Selection"));
       body.appendChild(utilEl("p", "de-shell-muted", sel && sel.kind === "seizure"
         ? "The selected seizure is shown above."
-        : "Select a movement of interest or a suggestion on the timeline to see and edit it here."));
+        : sel && sel.kind === "keypoint" ? "The selected joint is shown in the 3D joints panel below."
+          : "Select a movement of interest or a suggestion on the timeline to see and edit it here."));
       detailBox.replaceChildren(head, body);
       return;
     }
@@ -477,6 +478,9 @@ function shellCreateLabeling(ctx, shell) {
         ctx.state.recording ? "The video player is not available in this version." : "No recording open."));
       timelineSlot.replaceChildren(parts.timeline && parts.timeline.el ? parts.timeline.el : placeholder(
         ctx.state.recording ? "The timeline is not available in this version." : ""));
+      // Parts may bring a panel for the side bar (the joints' chooser, 15_joints.js): below the others.
+      for (const old of side.el.querySelectorAll(":scope > [data-part]")) old.remove();
+      for (const part of Object.values(parts)) if (part && part.panel) side.el.appendChild(part.panel);
       side.draw();
       menu.draw();
       watchTimeline();

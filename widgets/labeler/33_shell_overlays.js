@@ -163,6 +163,10 @@ function shellConflictFields(table) {
       ["awareness", "Awareness"], ["lateralization", "Lateralization"], ["localization", "Localization"]];
   }
   if (table === "suggestions") return [["decision", "Decision"], ["region", "Region"], ["label", "Label"]];
+  if (table === "keypoints") {
+    return [["joint", "Joint"], ["frame_index", "Frame", "time"], ["u_px", "Column (px)", "px"], ["v_px", "Row (px)", "px"],
+      ["z_m", "Depth (m)", "m"]];
+  }
   return [["region", "Region"], ["label", "Label"], ["laterality", "Laterality"], ["start_frame", "Start", "time"],
     ["end_frame", "End", "time"]];
 }
@@ -171,8 +175,10 @@ function shellConflictFields(table) {
 function shellConflictIntent(request, current) {
   const op = request && request.op;
   const args = (request && request.args) || {};
-  const table = /seizure/.test(op || "") ? "seizures" : /suggestion/.test(op || "") ? "suggestions" : "mois";
+  const table = /seizure/.test(op || "") ? "seizures" : /suggestion/.test(op || "") ? "suggestions"
+    : /keypoint/.test(op || "") ? "keypoints" : "mois";
   const id = args.id ?? (current && current.id);
+  if (op === "move_keypoint") return { table, id, changes: { u_px: args.u_px, v_px: args.v_px }, deleted: false };
   if (/^delete_/.test(op || "")) return { table, id, changes: { deleted: true }, deleted: true };
   if (op === "accept_suggestion") return { table, id, changes: { decision: "accepted" }, deleted: false };
   if (op === "reject_suggestion") return { table, id, changes: { decision: "rejected" }, deleted: false };
@@ -182,7 +188,7 @@ function shellConflictIntent(request, current) {
 function shellShowConflict(ctx, shell, { request, error }) {
   const current = error.current || {};
   const intent = shellConflictIntent(request, current);
-  const tables = { moi: "mois", suggestion: "suggestions", seizure: "seizures" };
+  const tables = { moi: "mois", suggestion: "suggestions", seizure: "seizures", keypoint: "keypoints" };
   if (tables[error.table]) intent.table = tables[error.table];
   const held = ctx.labels[intent.table] ? ctx.labels[intent.table].get(intent.id) : null;
   const mine = { ...(held || current), ...intent.changes };
@@ -202,7 +208,8 @@ function shellShowConflict(ctx, shell, { request, error }) {
     || "It was changed by someone else after you loaded it. Choose which version to keep."));
   const grid = utilEl("div", "de-shell-compare");
   const show = (value, kind) => (value === null || value === undefined || value === "" ? "—"
-    : kind === "time" ? `${utilFormatTime(value, fps)}  #${value}` : String(value));
+    : kind === "time" ? `${utilFormatTime(value, fps)}  #${value}` : kind === "px" ? Number(value).toFixed(1)
+      : kind === "m" ? Number(value).toFixed(3) : String(value));
   const column = (titleText, who, row, deleted, other) => {
     const col = utilEl("div", "de-shell-compare-col");
     col.append(utilEl("h4", "", titleText), utilEl("div", "de-shell-muted", who));

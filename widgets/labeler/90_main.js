@@ -3,14 +3,14 @@
 // player and the timeline for an open recording, and maps keys to actions.
 
 const MAIN_TIMEOUT_MS = { default: 30000, open: 600000, frames: 20000 };
-const MAIN_FRAME_SYNC_MS = 250;
-const MAIN_TABLES = ["mois", "suggestions", "seizures"];
+const MAIN_FRAME_SYNC_MS = 50;  // 20/s: the 3D view (deepepil.ui.pointcloud) follows playback by the `frame` trait
+const MAIN_TABLES = ["mois", "suggestions", "seizures", "keypoints"];
 
 function mainRequestTimeoutMs(content) {
   return MAIN_TIMEOUT_MS[content && content.type] || MAIN_TIMEOUT_MS.default;
 }
 
-/** Replace the label maps with `labels` ({mois, suggestions, seizures} lists of rows). */
+/** Replace the label maps with `labels` ({mois, suggestions, seizures, keypoints} lists of rows). */
 function mainResetLabels(ctx, labels) {
   const full = {};
   for (const table of MAIN_TABLES) {
@@ -44,7 +44,7 @@ function mainApplyChanges(ctx, changes) {
   if (!touched) return false;
   const sel = ctx.state.selection;
   if (sel) {
-    const table = { moi: "mois", suggestion: "suggestions", seizure: "seizures" }[sel.kind];
+    const table = { moi: "mois", suggestion: "suggestions", seizure: "seizures", keypoint: "keypoints" }[sel.kind];
     if (table && !ctx.labels[table].has(sel.id)) ctx.select(null);
   }
   ctx.bus.emit("labels", { changes });
@@ -63,7 +63,7 @@ function mainCreateContext(model) {
     bus,
     actions: {},
     state: { frame: 0, playing: false, rate: 1.0, loop: null, selection: null, recording: null },
-    labels: { mois: new Map(), suggestions: new Map(), seizures: new Map() },
+    labels: { mois: new Map(), suggestions: new Map(), seizures: new Map(), keypoints: new Map() },
     seek(frame, source = "seek") {
       const rec = ctx.state.recording;
       const last = rec && rec.n_frames > 0 ? rec.n_frames - 1 : 0;
@@ -146,7 +146,7 @@ function mainCreateContext(model) {
   }
   model.on("msg:custom", onMessage);
 
-  // Tell the kernel where the playhead is, at most 4 times a second.
+  // Tell the kernel where the playhead is, at most 20 times a second (MAIN_FRAME_SYNC_MS).
   const syncFrame = utilThrottle((frame) => {
     try {
       model.set("frame", frame);
@@ -235,7 +235,7 @@ function mainKeyHandler(ctx, root, shell) {
   return { onKeyDown, dispose: () => ctx.model.off("change:shortcuts", onShortcuts) };
 }
 
-/** Create the player and timeline of the open recording (either may still be missing). */
+/** Create the player, the timeline and the joints (on the player's views) of the open recording. */
 function mainCreateParts(ctx) {
   const parts = {};
   const make = (name, factory) => {
@@ -248,6 +248,8 @@ function mainCreateParts(ctx) {
   };
   if (typeof createPlayer === "function") make("player", createPlayer);
   if (typeof createTimeline === "function") make("timeline", createTimeline);
+  // After the timeline: the joints handle delete_selected for a selected keypoint and pass the rest on.
+  if (typeof createJoints === "function" && parts.player) make("joints", (c) => createJoints(c, parts.player));
   return parts;
 }
 
