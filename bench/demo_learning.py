@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-frames", type=int, default=8)
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--pixels", type=int, default=32, help="clip height and width")
-    p.add_argument("--motion", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--motion", action=argparse.BooleanOptionalAction, default=True,
                    help="add frame-difference channels (ClipDataset(motion=True))")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=0.001)

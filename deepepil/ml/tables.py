@@ -58,6 +58,20 @@ def _syndrome_row(uri: str, recording_id: Any, name: str, code: str, clinic: str
     }
 
 
+def _recording_ids(uris: Sequence[str], url: Optional[str], user: Optional[str]) -> dict[str, int]:
+    """Storage URI -> recording id of the recordings ``uris`` the caller can see."""
+    import sqlalchemy as sa
+
+    from deepepil.labels.catalog import visible_recordings
+    from deepepil.labels.db import is_sqlite, resolve_user, session_scope
+    from deepepil.labels.models import Recording
+
+    with session_scope(url) as session:
+        caller = resolve_user(session, user, auto_register=is_sqlite(session.get_bind()))
+        stmt = sa.select(Recording.storage_uri, Recording.id).where(Recording.storage_uri.in_(list(uris)))
+        return {uri: int(rid) for uri, rid in session.execute(visible_recordings(stmt, caller)).all()}
+
+
 def _uris(snapshot: Union["Snapshot", pd.DataFrame, Sequence[str]]) -> list[str]:
     if isinstance(snapshot, (list, tuple)):
         return sorted(set(snapshot))
@@ -83,16 +97,17 @@ def recording_table(snapshot: Union["Snapshot", pd.DataFrame, Sequence[str]], ur
         Columns :data:`RECORDING_COLUMNS`. ``syndrome`` is the patient's ``epilepsy_type``
         when recorded, else the localization (e.g. FLE / TLE) that all the recording's
         seizures agree on, else missing. Recordings the caller may not see are left out.
-        For a snapshot that froze its classes (format 2) the rows come from the snapshot, not
-        the database (``url`` and ``user`` are unused), and ``recording_id`` is missing: ids
-        belong to one database, a snapshot's content to any.
+        For a snapshot that froze its classes (format 2) the classes, patients and seizures
+        come from the snapshot; only ``recording_id`` is looked up in the database (missing
+        where the caller cannot see the recording, or it is not registered there).
     """
     if _frozen(snapshot):
         seizures = seizure_table(snapshot)
+        ids = _recording_ids(_uris(snapshot), url, user)
         frozen = snapshot.recordings  # type: ignore[union-attr]
-        records = [_syndrome_row(row.storage_uri, pd.NA, row.recording_name, row.patient_code, row.clinic,
-                                 row.epilepsy_type, row.localization_hypothesis, row.lateralization_hypothesis,
-                                 seizures) for row in frozen.itertuples(index=False)]
+        records = [_syndrome_row(row.storage_uri, ids.get(row.storage_uri, pd.NA), row.recording_name,
+                                 row.patient_code, row.clinic, row.epilepsy_type, row.localization_hypothesis,
+                                 row.lateralization_hypothesis, seizures) for row in frozen.itertuples(index=False)]
         table = pd.DataFrame(records, columns=list(RECORDING_COLUMNS))
         table["recording_id"] = table["recording_id"].astype("Int64")
         return table

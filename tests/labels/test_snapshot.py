@@ -143,9 +143,9 @@ def test_a_snapshot_freezes_its_recordings_classes_and_seizures(label_db, open_s
     engine.dispose()
     again = dan.snapshot(snap.id)
     assert again.content_hash == snap.content_hash
-    table = recording_table(again)  # from the snapshot alone: no database is asked
+    table = recording_table(again, label_db.url, user="dan")  # classes from the snapshot, ids from the database
     assert table.loc[0, ["syndrome", "localization", "lateralization"]].tolist() == ["FLE", "FLE", "left"]
-    assert table["recording_id"].isna().all()
+    assert table["recording_id"].tolist() == [label_db.rec]
     assert seizure_table(again)[["onset_frame", "offset_frame"]].values.tolist() == [[20, 250]]
     live = recording_table(again.mois, label_db.url, user="dan")  # MOIs only: the database as it is now
     assert live.loc[0, ["syndrome", "localization"]].tolist() == ["focal", "TLE"]
