@@ -56,7 +56,7 @@ sys.path.insert(1, str(HERE.parent))  # the checkout's deepepil, also where it i
 import _data  # noqa: E402
 from _measure import Table, Target  # noqa: E402
 from bench_loader import CACHE as LOADER_CACHE  # noqa: E402
-from bench_loader import DATA_VERSION  # noqa: E402
+from bench_loader import prepare_store  # noqa: E402
 
 TARGET_CLIPS_PER_S = 100.0
 STREAMS = ("ir", "depth")
@@ -72,35 +72,6 @@ say = _data.log
 
 
 # -- data ------------------------------------------------------------------------------------------
-
-
-def prepare_store(seconds: float, seed: int = 0, rebuild: bool = False) -> dict[str, Any]:
-    """The store and ground truth of bench_loader.py's full-size recording (same folder), built once."""
-    import shutil
-
-    import deepepil
-    from deepepil.synthetic import make_cohort_profiles, make_recording
-
-    root = LOADER_CACHE / f"full-{seconds:g}s-seed{seed}-v{DATA_VERSION}"
-    if rebuild and root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    store, truth_path, meta_path = root / "rec.zarr", root / "truth.json", root / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"build_seconds": {}}
-    if not store.exists() or not truth_path.exists():
-        rec = make_recording(make_cohort_profiles(1, seed=seed)[0], 0, seconds=seconds, size="full", seed=seed)
-        if not store.exists():
-            say(f"  rendering and ingesting a full-size {seconds:g} s recording (ir + depth; once, about a minute)")
-            t0 = time.perf_counter()
-            deepepil.ingest(rec, root, name="rec", streams=list(STREAMS), progress=sys.stderr.isatty())
-            meta["build_seconds"]["render_and_ingest"] = round(time.perf_counter() - t0, 1)
-            meta_path.write_text(json.dumps(meta, indent=1))
-        if not truth_path.exists():
-            truth = rec.ground_truth
-            truth.pop("joints_m", None)
-            truth_path.write_text(json.dumps(truth))
-    return {"root": root, "store": store, "truth": json.loads(truth_path.read_text()), "meta": meta,
-            "seconds": seconds, "seed": seed}
 
 
 def clip_dataset(store: Path, truth: dict[str, Any], frames: int, size: int, stride_frames: int = 1):

@@ -41,8 +41,8 @@ say = _data.log
 # -- data ----------------------------------------------------------------------------------------
 
 
-def prepare(seconds: float, seed: int = 0, rebuild: bool = False) -> dict[str, Any]:
-    """Build (once) the store, ground truth and MP4s for a ``seconds`` full-size recording."""
+def prepare_store(seconds: float, seed: int = 0, rebuild: bool = False) -> dict[str, Any]:
+    """The store and ground truth of a ``seconds`` full-size recording (IR + depth), built once."""
     import shutil
 
     import deepepil
@@ -52,19 +52,31 @@ def prepare(seconds: float, seed: int = 0, rebuild: bool = False) -> dict[str, A
     if rebuild and root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
-    store, truth_path = root / "rec.zarr", root / "truth.json"
-    meta_path = root / "meta.json"
+    store, truth_path, meta_path = root / "rec.zarr", root / "truth.json", root / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"build_seconds": {}}
-    rec = make_recording(make_cohort_profiles(1, seed=seed)[0], 0, seconds=seconds, size="full", seed=seed)
-    if not store.exists():
-        say(f"  rendering and ingesting a full-size {seconds:g} s recording (ir + depth; once)")
-        t0 = time.perf_counter()
-        deepepil.ingest(rec, root, name="rec", streams=["ir", "depth"], progress=sys.stderr.isatty())
-        meta["build_seconds"]["render_and_ingest"] = round(time.perf_counter() - t0, 1)
-    if not truth_path.exists():
-        truth = rec.ground_truth
-        truth.pop("joints_m")
-        truth_path.write_text(json.dumps(truth))
+    if not store.exists() or not truth_path.exists():
+        rec = make_recording(make_cohort_profiles(1, seed=seed)[0], 0, seconds=seconds, size="full", seed=seed)
+        if not store.exists():
+            say(f"  rendering and ingesting a full-size {seconds:g} s recording (ir + depth; once, about a minute)")
+            t0 = time.perf_counter()
+            deepepil.ingest(rec, root, name="rec", streams=["ir", "depth"], progress=sys.stderr.isatty())
+            meta["build_seconds"]["render_and_ingest"] = round(time.perf_counter() - t0, 1)
+            meta_path.write_text(json.dumps(meta, indent=1))
+        if not truth_path.exists():
+            truth = rec.ground_truth
+            truth.pop("joints_m", None)
+            truth_path.write_text(json.dumps(truth))
+    return {"root": root, "store": store, "truth": json.loads(truth_path.read_text()), "meta": meta,
+            "seconds": seconds, "seed": seed}
+
+
+def prepare(seconds: float, seed: int = 0, rebuild: bool = False) -> dict[str, Any]:
+    """Build (once) the store, ground truth and MP4s for a ``seconds`` full-size recording."""
+    import deepepil
+
+    data = prepare_store(seconds, seed, rebuild)
+    root, store, meta = data["root"], data["store"], data["meta"]
+    meta_path = root / "meta.json"
     ds = deepepil.open_recording(store)
     lo, hi = _data.gray8_mapping("ir", ds.attrs.get("display", {}))
     for gop in (250, 32):
@@ -81,8 +93,7 @@ def prepare(seconds: float, seed: int = 0, rebuild: bool = False) -> dict[str, A
             _data.write_gray_mp4(frames(), mp4, float(ds.attrs["fps"]), gop=gop)
             meta["build_seconds"][f"encode_gop{gop}"] = round(time.perf_counter() - t0, 1)
     meta_path.write_text(json.dumps(meta, indent=1))
-    return {"root": root, "store": store, "truth": json.loads(truth_path.read_text()),
-            "mp4": {gop: root / f"ir-gop{gop}.mp4" for gop in (250, 32)}, "meta": meta}
+    return {**data, "mp4": {gop: root / f"ir-gop{gop}.mp4" for gop in (250, 32)}}
 
 
 def clip_dataset(data: dict[str, Any]):
