@@ -1,20 +1,23 @@
-"""Jupyter widgets of DeepEpil: the clinician labeling app.
+"""Jupyter widgets of DeepEpil: the clinician labeling app and its 3D point-cloud view.
 
->>> from deepepil.ui import LabelingApp
->>> LabelingApp()                        # doctest: +SKIP
+>>> from deepepil.ui import LabelingApp, PointCloudView
+>>> app = LabelingApp()                  # doctest: +SKIP
+>>> PointCloudView(app)                  # doctest: +SKIP
 
 :class:`LabelingApp` is the widget (landing list, patient form, labeler);
-:class:`LabelSession` is its edit controller over the label service, usable on its own.
+:class:`LabelSession` is its edit controller over the label service, usable on its own;
+:class:`PointCloudView` shows the current frame's point cloud and joints in 3D (ipyvolume).
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["LabelingApp", "LabelSession"]
+__all__ = ["LabelingApp", "LabelSession", "PointCloudView"]
 
-# Loaded on first use, so importing deepepil.ui does not import ipywidgets or SQLAlchemy.
-_EXPORTS = {"LabelingApp": "deepepil.ui.app", "LabelSession": "deepepil.ui.session"}
+# Loaded on first use, so importing deepepil.ui does not import ipywidgets, ipyvolume or SQLAlchemy.
+_EXPORTS = {"LabelingApp": "deepepil.ui.app", "LabelSession": "deepepil.ui.session",
+            "PointCloudView": "deepepil.ui.pointcloud"}
 
 
 def __getattr__(name: str):
