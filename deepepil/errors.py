@@ -36,6 +36,7 @@ __all__ = [
     "ConfigError",
     "ResumeError",
     "ModelNotFoundError",
+    "ExplanationFileError",
 ]
 
 
@@ -234,3 +235,7 @@ class ResumeError(ValidationError):
 
 class ModelNotFoundError(NotFoundError):
     """No registered model (or no version with that alias) in the MLflow model registry."""
+
+
+class ExplanationFileError(DeepEpilError, ValueError):
+    """A saved explanation (Grad-CAM ``.npz``) is missing, truncated or not one (the message names the file)."""

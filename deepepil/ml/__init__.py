@@ -41,6 +41,9 @@ _EXPORTS = {
     "mlflow_server_command": "deepepil.ml.tracking",
     "grad_cam": "deepepil.ml.explain",
     "save_explanations": "deepepil.ml.explain",
+    "explain_clip": "deepepil.ml.explain",
+    "load_explanation": "deepepil.ml.explain",
+    "Explanation": "deepepil.ml.explain",
 }
 __all__ = list(_EXPORTS)
 

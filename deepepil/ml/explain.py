@@ -23,8 +23,11 @@ Per clip, :func:`save_explanations` writes
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
+import os
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -32,9 +35,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from deepepil.errors import ValidationError
+from deepepil.errors import ExplanationFileError, ValidationError
 
-__all__ = ["grad_cam", "overlay", "save_explanations"]
+__all__ = ["Explanation", "explain_clip", "grad_cam", "load_explanation", "overlay", "save_explanations"]
 
 
 def _head(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
@@ -105,6 +108,135 @@ def overlay(frames: np.ndarray, cam: np.ndarray, *, alpha: float = 0.45, cmap: s
     return (np.clip(mixed, 0, 1) * 255).round().astype(np.uint8)
 
 
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """The Grad-CAM of one clip, placed on the recording: what the labeling app draws over IR and depth.
+
+    Attributes
+    ----------
+    cam : ndarray
+        float32 ``(T, H, W)`` in ``[0, 1]`` on the clip's grid.
+    frames : ndarray
+        int64 ``(T,)``: the source frame index of every clip frame (increasing).
+    box_px : tuple of float
+        ``(y0, y1, x0, x1)``: the clip's crop in the depth/IR image's pixels (end exclusive;
+        may reach outside the image), onto which the ``(H, W)`` grid is stretched.
+    class_index, class_name, score
+        The explained class and its probability for the clip.
+    """
+
+    cam: np.ndarray
+    frames: np.ndarray
+    box_px: tuple[float, float, float, float]
+    class_index: int
+    class_name: str
+    score: float
+
+    def __post_init__(self) -> None:
+        cam, frames = np.asarray(self.cam), np.asarray(self.frames)
+        if cam.ndim != 3 or not cam.size:
+            raise ValidationError(f"cam must be (T, H, W) with T, H, W >= 1, got shape {cam.shape}")
+        if frames.shape != cam.shape[:1]:
+            raise ValidationError(f"frames must give one source frame per cam frame ({cam.shape[0]}), "
+                                  f"got shape {frames.shape}")
+        if len(frames) > 1 and np.any(np.diff(frames) <= 0):
+            raise ValidationError("frames must be increasing source frame indices")
+        if not np.isfinite(cam).all() or cam.min() < 0 or cam.max() > 1:
+            raise ValidationError("cam values must be finite and in [0, 1]")
+        y0, y1, x0, x1 = (float(v) for v in self.box_px)
+        if not (np.isfinite([y0, y1, x0, x1]).all() and y1 > y0 and x1 > x0):
+            raise ValidationError(f"box_px must be (y0, y1, x0, x1) with y1 > y0 and x1 > x0, got {self.box_px}")
+        object.__setattr__(self, "cam", cam.astype(np.float32, copy=False))
+        object.__setattr__(self, "frames", frames.astype(np.int64, copy=False))
+        object.__setattr__(self, "box_px", (y0, y1, x0, x1))
+
+    @property
+    def start_frame(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def end_frame(self) -> int:
+        """One past the last frame the clip stands for (its last frame plus one frame step)."""
+        step = int(self.frames[-1] - self.frames[-2]) if len(self.frames) > 1 else 1
+        return int(self.frames[-1]) + step
+
+    def cam_index(self, frame_index: int) -> Optional[int]:
+        """The cam frame shown at source frame ``frame_index`` (the latest at or before it), or None outside the clip."""
+        if not self.start_frame <= frame_index < self.end_frame:
+            return None
+        return int(np.searchsorted(self.frames, frame_index, side="right") - 1)
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write to ``path`` (``.npz``) atomically: a reader sees the old file or the whole new one."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, cam=self.cam.astype(np.float16), frames=self.frames,
+                                    box=np.asarray(self.box_px, np.float32), class_index=self.class_index,
+                                    class_name=self.class_name, score=float(self.score))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+_NPZ_KEYS = ("cam", "frames", "box", "class_index", "class_name", "score")
+
+
+def load_explanation(path: Union[str, Path]) -> Explanation:
+    """Read an explanation written by :meth:`Explanation.save` (or :func:`save_explanations`).
+
+    Raises
+    ------
+    ExplanationFileError
+        The file is missing, truncated, not an ``.npz`` or lacks one of its arrays (named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExplanationFileError(f"explanation file {path} does not exist (moved or deleted?); rerun "
+                                   f"`deepepil predict --explain DIR` to write it again")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _NPZ_KEYS if k not in z.files]
+            if missing:
+                raise ExplanationFileError(f"{path} is not a DeepEpil explanation: it lacks {', '.join(missing)} "
+                                           f"(an explanation has {', '.join(_NPZ_KEYS)})")
+            box = z["box"].astype(np.float64).reshape(-1)
+            if box.shape != (4,):
+                raise ExplanationFileError(f"{path}: box must hold 4 numbers (y0, y1, x0, x1), got {box.shape[0]}")
+            return Explanation(cam=z["cam"].astype(np.float32), frames=z["frames"], box_px=tuple(box),
+                               class_index=int(z["class_index"]), class_name=str(z["class_name"]),
+                               score=float(z["score"]))
+    except ExplanationFileError:
+        raise
+    except ValidationError as exc:
+        raise ExplanationFileError(f"{path} holds an invalid explanation: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ExplanationFileError(f"{path} cannot be read as an explanation (truncated or not an .npz?): "
+                                   f"{exc}") from None
+
+
+def explain_clip(model: nn.Module, dataset: Any, index: int, class_index: Optional[int] = None) -> Explanation:
+    """Grad-CAM of clip ``index`` of a :class:`~deepepil.ml.ClipDataset` (never augmented), placed on its recording.
+
+    ``class_index`` defaults to the predicted class; the score is that class's probability.
+    """
+    plain = dataset.subset(np.arange(len(dataset))) if getattr(dataset, "augment", None) is not None else dataset
+    i = int(index)
+    clip, _ = plain[i]
+    cam = grad_cam(model, clip, class_index)
+    with torch.no_grad():
+        prob = torch.softmax(model(clip.unsqueeze(0).to(next(model.parameters()).device)).float(), 1)[0].cpu()
+    k = int(prob.argmax()) if class_index is None else int(class_index)
+    box = plain.crop_box(i)
+    return Explanation(cam=cam, frames=plain.frame_indices(i), box_px=(box.y0, box.y1, box.x0, box.x1),
+                       class_index=k, class_name=str(plain.classes[k]), score=float(prob[k]))
+
+
 def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], out_dir: Union[str, Path], *,
                       class_index: Optional[int] = None, max_frames: int = 8) -> pd.DataFrame:
     """Grad-CAM of clips ``indices`` of a :class:`~deepepil.ml.ClipDataset`, written per clip to ``out_dir``.
@@ -123,25 +255,17 @@ def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], ou
     rows = []
     for i in indices:
         i = int(i)
-        clip, _ = plain[i]
-        cam = grad_cam(model, clip, class_index)
-        with torch.no_grad():
-            prob = torch.softmax(model(clip.unsqueeze(0).to(next(model.parameters()).device)).float(), 1)[0].cpu()
-        k = int(prob.argmax()) if class_index is None else int(class_index)
+        exp = explain_clip(model, plain, i, class_index)
         row = plain.index.iloc[i]
-        frames = plain.frame_indices(i)
-        box = plain.crop_box(i)
-        stem = f"{row.recording}_{int(row.start_frame):06d}_{plain.classes[k]}".replace(" ", "-").replace("/", "-")
-        npz = out / f"{stem}.npz"
-        np.savez_compressed(npz, cam=cam.astype(np.float16), frames=frames,
-                            box=np.asarray([box.y0, box.y1, box.x0, box.x1], np.float32),
-                            class_index=k, class_name=plain.classes[k], score=float(prob[k]))
+        stem = f"{row.recording}_{int(row.start_frame):06d}_{exp.class_name}".replace(" ", "-").replace("/", "-")
+        npz = exp.save(out / f"{stem}.npz")
+        cam = exp.cam
         pick = np.unique(np.linspace(0, cam.shape[0] - 1, min(max_frames, cam.shape[0])).round().astype(int))
+        clip, _ = plain[i]
         strip = overlay(clip[0].numpy()[pick], cam[pick])
         png = out / f"{stem}.png"
         Image.fromarray(np.concatenate(list(strip), axis=1)).save(png)
         rows.append({"clip": i, "recording": row.recording, "start_frame": int(row.start_frame),
-                     "end_frame": int(row.end_frame), "class_name": plain.classes[k], "score": float(prob[k]),
+                     "end_frame": int(row.end_frame), "class_name": exp.class_name, "score": exp.score,
                      "npz": str(npz), "png": str(png)})
     return pd.DataFrame(rows)
-
