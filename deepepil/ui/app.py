@@ -46,7 +46,7 @@ SEX_VALUES: tuple[str, ...] = ("female", "male", "other", "unknown")
 EPILEPSY_TYPES: tuple[str, ...] = ("focal", "generalized", "combined generalized and focal", "unknown")
 _TEXT_LIMITS = {"epilepsy_type": 100, "localization_hypothesis": 100, "imaging_finding": 2000, "notes": 4000}
 _REPLY_TYPES = {"frames": "frames", "open": "opened", "close": "closed", "edit": "edit_result",
-                "patient": "patient_result", "refresh": "refreshed"}
+                "patient": "patient_result", "refresh": "refreshed", "explanation": "explanation"}
 _IDLE = {"state": "idle", "message": "", "pending": 0}
 _NO_LABELS = {"mois": [], "suggestions": [], "seizures": [], "keypoints": []}
 _NOT_LOADING = {"active": False, "message": "", "fraction": None}
@@ -159,10 +159,12 @@ class LabelingApp(anywidget.AnyWidget):
         self.session: Optional[LabelSession] = None
         self.dataset = None
         self._frames: Any = None
+        self._explanations: Any = None
         self._send_lock = threading.Lock()
         self._revision_lock = threading.Lock()
         self._handlers = {"frames": self._on_frames, "open": self._on_open, "close": self._on_close,
-                          "edit": self._on_edit, "patient": self._on_patient, "refresh": self._on_refresh}
+                          "edit": self._on_edit, "patient": self._on_patient, "refresh": self._on_refresh,
+                          "explanation": self._on_explanation}
         self.on_msg(self._on_msg)
         self._ready = False
         self._connect()
@@ -340,6 +342,14 @@ class LabelingApp(anywidget.AnyWidget):
 
     # --- opening and closing --------------------------------------------------------------------
 
+    def _on_explanation(self, content: Mapping[str, Any], _buffers: list) -> tuple[dict, list]:
+        """A suggestion's Grad-CAM for the player (:mod:`deepepil.ui.explanations`)."""
+        server = self._explanations
+        if server is None:
+            raise ValidationError("no recording is open: open one to see its suggestions' explanations")
+        self._require_store()
+        return server.handle(content)
+
     def _on_open(self, content: Mapping[str, Any], _buffers: list) -> tuple[dict, list]:
         self._require_store()
         ok, error = self._open(content.get("recording_id"))
@@ -383,7 +393,10 @@ class LabelingApp(anywidget.AnyWidget):
             self.loading = {"active": False, "message": error["message"], "fraction": None}
             return False, error
         self._close_recording()
+        from deepepil.ui.explanations import ExplanationServer
+
         self.session, self.dataset, self._frames = session, dataset, frames
+        self._explanations = ExplanationServer(self.store, info.id)
         recording = {
             "id": info.id, "name": info.name, "patient_code": patient["code"] if patient else None,
             "clinic": info.clinic, "fps": float(info.fps), "n_frames": int(dataset.sizes["time"]),
@@ -470,7 +483,7 @@ class LabelingApp(anywidget.AnyWidget):
             self.session.close()
         if self._frames is not None:
             self._frames.close()
-        self.session, self.dataset, self._frames = None, None, None
+        self.session, self.dataset, self._frames, self._explanations = None, None, None, None
 
     def _on_close(self, content: Mapping[str, Any], _buffers: list) -> tuple[dict, list]:
         session = self.session

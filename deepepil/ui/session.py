@@ -128,6 +128,8 @@ def row_json(table: str, row: Any) -> dict[str, Any]:
         if name in _INT_FIELDS and value is not None:
             value = int(value)
         out[name] = value
+    if table == "suggestion":  # the path stays on the server; the browser asks for the overlay by id
+        out["has_explanation"] = bool(_clean(get("explanation_uri", None)))
     return out
 
 

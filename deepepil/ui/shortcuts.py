@@ -67,6 +67,7 @@ ACTION_GROUPS: dict[str, dict[str, str]] = {
         "relabel": "Relabel the selected MOI",
         "accept_suggestion": "Accept the selected suggestion",
         "reject_suggestion": "Reject the selected suggestion",
+        "explain": "Explanation on / off: where and when the model saw the selected suggestion (Grad-CAM)",
         "mark_onset": "Seizure onset at the playhead",
         "mark_offset": "Seizure offset at the playhead",
         "joint_mode": "3D joints: joint mode on / off (a click on IR or depth places the chosen joint)",
@@ -98,7 +99,7 @@ ACTION_GROUPS: dict[str, dict[str, str]] = {
 ACTION_DESCRIPTIONS: dict[str, str] = {a: d for group in ACTION_GROUPS.values() for a, d in group.items()}
 
 #: The default map. Letters are mnemonic (i/o: mark in/out, r: relabel, a/x: accept/reject,
-#: n/p: next/previous, l: loop, v: view, z: zoom, j: joints); Shift+i/Shift+o mark the seizure onset/offset;
+#: n/p: next/previous, l: loop, v: view, z: zoom, j: joints, e: explanation); Shift+i/Shift+o mark the seizure onset/offset;
 #: the digits 1-8 pick a joint from the head down (a paired joint's key again: the other side).
 DEFAULT_SHORTCUTS: dict[str, Union[str, list[str]]] = {
     "play_pause": "Space",
@@ -124,6 +125,7 @@ DEFAULT_SHORTCUTS: dict[str, Union[str, list[str]]] = {
     "relabel": "r",
     "accept_suggestion": "a",
     "reject_suggestion": "x",
+    "explain": "e",
     "mark_onset": "Shift+i",
     "mark_offset": "Shift+o",
     "joint_mode": "j",

@@ -313,6 +313,14 @@ function shellCreateSidePanel(ctx, shell) {
       accept.disabled = decided;
       reject.disabled = decided;
       foot.append(accept, reject);
+      if (row.has_explanation && typeof ctx.actions.explain === "function") {
+        const on = Boolean(ctx.explainMode);
+        const explain = shellButton(on ? "Hide explanation" : "Explanation", "de-shell-btn--small",
+          () => ctx.actions.explain(), "Show where and when the model saw this (Grad-CAM over IR and depth)");
+        explain.classList.add("de-shell-btn--explain");
+        explain.setAttribute("aria-pressed", String(on));
+        foot.append(explain);
+      }
       body.appendChild(foot);
     }
     detailBox.replaceChildren(head, body);
@@ -331,7 +339,8 @@ function shellCreateSidePanel(ctx, shell) {
     if (dirty && !(el.contains(document.activeElement) && utilIsTextTarget(document.activeElement))) draw();
   }, 0);
   el.addEventListener("focusout", onFocusOut);
-  const offs = [ctx.bus.on("labels", draw), ctx.bus.on("select", draw), ctx.bus.on("recording", () => {
+  const offs = [ctx.bus.on("labels", draw), ctx.bus.on("select", draw), ctx.bus.on("explain", draw),
+    ctx.bus.on("recording", () => {
     currentSeizureId = null;
     draw();
   })];

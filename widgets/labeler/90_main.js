@@ -235,7 +235,7 @@ function mainKeyHandler(ctx, root, shell) {
   return { onKeyDown, dispose: () => ctx.model.off("change:shortcuts", onShortcuts) };
 }
 
-/** Create the player, the timeline and the joints (on the player's views) of the open recording. */
+/** Create the player, the timeline, the joints and the explanations (on the player's views) of the open recording. */
 function mainCreateParts(ctx) {
   const parts = {};
   const make = (name, factory) => {
@@ -250,6 +250,8 @@ function mainCreateParts(ctx) {
   if (typeof createTimeline === "function") make("timeline", createTimeline);
   // After the timeline: the joints handle delete_selected for a selected keypoint and pass the rest on.
   if (typeof createJoints === "function" && parts.player) make("joints", (c) => createJoints(c, parts.player));
+  // After the joints: its overlay goes in right above the canvas, so the joints stay on top.
+  if (typeof createExplain === "function" && parts.player) make("explain", (c) => createExplain(c, parts.player));
   return parts;
 }
 
