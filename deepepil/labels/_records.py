@@ -221,8 +221,13 @@ class RecordsMixin:
 
     def add_suggestion(self: "LabelStore", recording_id: int, region: str, label: str, start_frame: int,
                        end_frame: int, score: float, model_version: str,
-                       laterality: Optional[str] = None) -> SuggestionRow:
-        """Publish a model's proposed MOI for clinicians to accept or reject (data scientists, admins)."""
+                       laterality: Optional[str] = None, explanation_uri: Optional[str] = None) -> SuggestionRow:
+        """Publish a model's proposed MOI for clinicians to accept or reject (data scientists, admins).
+
+        ``explanation_uri`` is where the model's Grad-CAM of the suggestion lies (an ``.npz``
+        written by :meth:`deepepil.ml.explain.Explanation.save`, readable by the clinicians'
+        servers; at most 1000 characters), shown by the labeling app; it is set once, here.
+        """
         with self._tx(write=True) as tx:
             rec = self._writable(tx, recording_id, "publish suggestions for", SUGGESTION_WRITERS)
             vocab = self._vocab(tx)
@@ -238,6 +243,8 @@ class RecordsMixin:
                 "start_frame": start, "end_frame": end,
                 "score": _validate.as_fraction(_validate.as_finite(score, "score"), "score"),
                 "created_by_id": self.user.id, "decision": Decision.pending,
+                "explanation_uri": _validate.as_uri(explanation_uri, "explanation_uri",
+                                                    SUGGESTION_T.c.explanation_uri.type.length),
             }
             t = SUGGESTION_T
             self._lock_recording(tx, rec.id)

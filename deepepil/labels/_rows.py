@@ -213,6 +213,8 @@ class SuggestionRow(_Interval, _Row):
     decided_by: Optional[str]
     decided_at: Optional[dt.datetime]
     created_by: str
+    #: The model's Grad-CAM explanation file (:func:`deepepil.ml.explain.load_explanation` reads it), or None.
+    explanation_uri: Optional[str]
     deleted: bool
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -302,7 +304,7 @@ def suggestion_from(mapping: Mapping[str, Any]) -> SuggestionRow:
         laterality=mapping["laterality"], start_frame=mapping["start_frame"], end_frame=mapping["end_frame"],
         fps=mapping["fps"], score=mapping["score"], decision=_enum_value(mapping["decision"]),
         decided_by=mapping["decided_by"], decided_at=utc(mapping["decided_at"]),
-        created_by=mapping["created_by"], **_common(mapping),
+        created_by=mapping["created_by"], explanation_uri=mapping["explanation_uri"], **_common(mapping),
     )
 
 
@@ -336,7 +338,7 @@ KEYPOINT_COLUMNS: tuple[str, ...] = (
 SUGGESTION_COLUMNS: tuple[str, ...] = (
     "id", "version", "recording_id", "model_version", "region", "label", "laterality", "start_frame",
     "end_frame", "start_seconds", "end_seconds", "fps", "score", "decision", "decided_by", "decided_at",
-    "created_by", "deleted", "created_at", "updated_at",
+    "created_by", "explanation_uri", "deleted", "created_at", "updated_at",
 )
 REVISION_COLUMNS: tuple[str, ...] = (
     "id", "table_name", "row_id", "action", "user", "at", "before", "after", "undoes_id",
@@ -439,4 +441,8 @@ def frame(rows: Sequence[Any], keys: Sequence[str], columns: Sequence[str]) -> p
     for name in ("fps", "confidence", "score", "u_px", "v_px", "x_m", "y_m", "z_m"):
         if name in columns:
             df[name] = df[name].astype("float64")
+    for name in ("explanation_uri",):  # None where absent (not NaN as pandas' string dtype has it)
+        if name in columns:
+            values = df[name].astype(object)
+            df[name] = values.where(values.notna(), None)
     return df[list(columns)]

@@ -28,6 +28,7 @@ __all__ = [
     "check_interval",
     "check_frame",
     "check_choice",
+    "as_uri",
     "Vocabulary",
     "load_vocabulary",
     "require_role",
@@ -113,6 +114,21 @@ def check_frame(rec: RecordingInfo, frame_index: int, name: str = "frame_index")
             f"{name} {frame_index} is outside the recording: {rec.describe()}; "
             f"allowed is 0 <= {name} < {rec.num_frames}"
         )
+
+
+def as_uri(value: Any, name: str, max_chars: int) -> Optional[str]:
+    """``None`` or a path/URL: a non-blank string of at most ``max_chars`` characters (the column's size)."""
+    if value is None:
+        return None
+    if hasattr(value, "__fspath__"):
+        value = str(value.__fspath__())
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} must be a path or URL (a non-empty string of at most {max_chars} "
+                              f"characters) or None, got {value!r}")
+    if len(value) > max_chars:
+        raise ValidationError(f"{name} is {len(value)} characters long; at most {max_chars} are allowed "
+                              f"(use a shorter folder): {value[:60]}...")
+    return value
 
 
 def check_choice(value: Any, allowed: Sequence[str], name: str) -> str:

@@ -304,6 +304,9 @@ class Suggestion(_Editable, Base):
     decided_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
     decided_at: Mapped[Optional[dt.datetime]] = mapped_column()
     created_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    #: Where the model's Grad-CAM explanation of the suggestion lies (an ``.npz`` written by
+    #: :meth:`deepepil.ml.explain.Explanation.save`; an absolute path or a URL), set once on insert.
+    explanation_uri: Mapped[Optional[str]] = mapped_column(String(1000))
 
 
 class Revision(Base):

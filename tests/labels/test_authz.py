@@ -244,6 +244,9 @@ def test_a_clinician_cannot_forge_identity_or_authorship(world):
     ann.denied("UPDATE suggestion SET decision = 'accepted', decided_by_id = (SELECT id FROM app_user WHERE "
                "username = 'bea') WHERE id = :i", "row-level security", i=ids["north_suggestion"])
     assert owner.scalar("SELECT decision FROM suggestion WHERE id = :i", i=ids["north_suggestion"]) == "pending"
+    # the explanation a model published is shown, never replaced, by a clinician
+    ann.denied("UPDATE suggestion SET explanation_uri = '/home/ann/other.npz' WHERE id = :i", "permission denied",
+               i=ids["north_suggestion"])
 
 
 @PG
@@ -396,12 +399,15 @@ def test_a_data_scientist_reads_every_clinic_pseudonymized_and_writes_only_sugge
                r=db.rec)
     dan.denied("UPDATE moi SET label = 'x'", "permission denied")
     dan.denied("UPDATE suggestion SET decision = 'accepted'", "permission denied")
+    dan.denied("UPDATE suggestion SET explanation_uri = '/tmp/x.npz'", "permission denied")  # set once, on insert
     dan.denied("UPDATE patient SET sex = 'f'", "permission denied")
 
     with connect(url) as store:
         assert store.user.role == "data_scientist"
-        suggestion = store.add_suggestion(db.rec_south, "trunk", "tonic posturing", 5, 60, 0.9, "moi-i3d:3")
+        suggestion = store.add_suggestion(db.rec_south, "trunk", "tonic posturing", 5, 60, 0.9, "moi-i3d:3",
+                                          explanation_uri="/shared/explanations/moi-i3d-v3/5-60-tonic-posturing.npz")
         assert suggestion.created_by == "dan"
+        assert suggestion.explanation_uri == "/shared/explanations/moi-i3d-v3/5-60-tonic-posturing.npz"
         store.undo()  # a withdrawn suggestion
         assert store.suggestion(suggestion.id).deleted
         snapshot = store.create_snapshot("train-all", sources=None)

@@ -87,6 +87,68 @@ def test_upgrade_from_the_previous_revision_keeps_the_rows(db_url, engine):
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
 
+def test_upgrade_from_0003_adds_the_explanation_uri_and_keeps_the_suggestions(db_url, engine):
+    schema.upgrade(db_url, "0003")
+    assert "explanation_uri" not in {c["name"] for c in sa.inspect(engine).get_columns("suggestion")}
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO clinic (id, name) VALUES (1, 'Kiel')"))
+        conn.execute(sa.text("INSERT INTO app_user (id, username, role, clinic_id) VALUES (1, 'ann', 'clinician', 1), "
+                             "(2, 'dan', 'data_scientist', NULL)"))
+        conn.execute(sa.text("INSERT INTO patient (id, code, clinic_id) VALUES (1, 'P-AAAABBBB', 1)"))
+        conn.execute(sa.text(
+            "INSERT INTO recording (id, name, patient_id, clinic_id, storage_uri, streams, fps, num_frames, "
+            "duration_seconds, size_bytes, checksum, source_format) VALUES (1, 'rec', 1, 1, '/data/rec.zarr', "
+            "'ir,depth', 30.0, 300, 10.0, 12345, :checksum, 'numpy')"
+        ), {"checksum": "ab" * 32})
+        conn.execute(sa.text(
+            "INSERT INTO suggestion (id, model_version, recording_id, region, label, laterality, start_frame, "
+            "end_frame, score, decision, decided_by_id, created_by_id) VALUES "
+            "(1, 'moi-net:1', 1, 'head/face', 'head version', 'left', 30, 60, 0.87, 'accepted', 1, 2), "
+            "(2, 'moi-net:1', 1, 'trunk', 'clonic', NULL, 100, 130, 0.4, 'pending', NULL, 2)"
+        ))
+        conn.execute(sa.text("INSERT INTO moi (recording_id, region, label, start_frame, end_frame, author_id, "
+                             "source, suggestion_id) VALUES (1, 'head/face', 'head version', 30, 60, 1, 'model', 1)"))
+
+    schema.upgrade(db_url)
+    schema.check_schema(engine)
+    assert schema.current_revision(db_url) == schema.head_revision() == "0004"
+    with engine.begin() as conn:
+        rows = conn.execute(sa.text("SELECT id, label, laterality, start_frame, end_frame, score, decision, "
+                                    "explanation_uri FROM suggestion ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, "head version", "left", 30, 60, 0.87, "accepted", None),
+                                            (2, "clonic", None, 100, 130, 0.4, "pending", None)]
+        assert conn.execute(sa.text("SELECT suggestion_id FROM moi")).scalar() == 1
+        uri = "/shared/explanations/moi-net-v1/rec1/100-130-clonic.npz"
+        conn.execute(sa.text("UPDATE suggestion SET explanation_uri = :u WHERE id = 2"), {"u": uri})
+        assert conn.execute(sa.text("SELECT explanation_uri FROM suggestion WHERE id = 2")).scalar() == uri
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+    # and back: the column goes, the rows stay
+    command.downgrade(schema.alembic_config(db_url), "0003")
+    assert "explanation_uri" not in {c["name"] for c in sa.inspect(engine).get_columns("suggestion")}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM suggestion")).scalar() == 2
+
+
+def test_only_the_insert_sets_the_explanation_uri_on_postgresql(pg_url):
+    schema.upgrade(pg_url)
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            def may(group: str, privilege: str) -> bool:
+                return conn.execute(sa.text("SELECT has_column_privilege(:g, 'suggestion', 'explanation_uri', :p)"),
+                                    {"g": group, "p": privilege}).scalar()
+
+            assert may("deepepil_clinician", "SELECT") and not may("deepepil_clinician", "UPDATE")
+            assert not may("deepepil_clinician", "INSERT")
+            assert may("deepepil_data_scientist", "SELECT") and may("deepepil_data_scientist", "INSERT")
+            assert not may("deepepil_data_scientist", "UPDATE")
+            assert may("deepepil_admin", "UPDATE")
+    finally:
+        engine.dispose()
+
+
 def test_a_failed_upgrade_changes_nothing(db_url, engine, monkeypatch):
     def fail(session):
         raise RuntimeError("killed while seeding")

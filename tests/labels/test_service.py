@@ -452,3 +452,29 @@ def test_suggestions_accept_and_reject(label_db, open_store):
     assert (redone.decision, redone.decided_by, redone.decided_at) == ("accepted", "ann", decided.decided_at)
     assert not ann.moi(moi.id).deleted
     assert count(label_db.url, Suggestion) == 2
+
+
+def test_a_suggestion_carries_its_explanation_uri(label_db, open_store):
+    dan, ann = open_store("dan"), open_store("ann")
+    uri = "/srv/deepepil/shared/explanations/moi-net-v1/rec1/30-60-head-version-left.npz"
+    s1 = dan.add_suggestion(label_db.rec, "head/face", "head version", 30, 60, 0.87, "moi-net:1", "left",
+                            explanation_uri=uri)
+    s2 = dan.add_suggestion(label_db.rec, "trunk", "clonic", 100, 130, 0.4, "moi-net:1")
+    assert (s1.explanation_uri, s2.explanation_uri) == (uri, None)
+    assert ann.suggestion(s1.id).explanation_uri == uri  # the clinician reads it
+    shown = ann.suggestions(label_db.rec).set_index("id")
+    assert "explanation_uri" in shown.columns
+    assert shown.loc[s1.id, "explanation_uri"] == uri and shown.loc[s2.id, "explanation_uri"] is None
+    assert dan.revisions("suggestion", s1.id)["after"].iloc[0]["explanation_uri"] == uri
+    # accepting keeps it on the suggestion (the MOI points at the suggestion)
+    moi = ann.accept_suggestion(s1.id, s1.version)
+    assert moi.suggestion_id == s1.id and ann.suggestion(s1.id).explanation_uri == uri
+    for bad, match in (("x" * 1001, "1001 characters long; at most 1000"), ("", "non-empty string"),
+                       ("   ", "non-empty string"), (42, "got 42")):
+        with pytest.raises(ValidationError, match=f"explanation_uri.*{match}"):
+            dan.add_suggestion(label_db.rec, "trunk", "tonic posturing", 0, 10, 0.5, "moi-net:1",
+                               explanation_uri=bad)
+    assert count(label_db.url, Suggestion) == 2 and len(dan.revisions("suggestion")) == 3
+    at_limit = "/" + "x" * 999
+    assert dan.add_suggestion(label_db.rec, "trunk", "tonic posturing", 0, 10, 0.5, "moi-net:1",
+                              explanation_uri=at_limit).explanation_uri == at_limit
