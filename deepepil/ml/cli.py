@@ -4,12 +4,13 @@
 until a command runs, so ``deepepil --help`` stays quick.
 
     deepepil train CONFIG.yaml [--resume [RUN_DIR]] [--set train.epochs=5 ...]
-    deepepil predict --model NAME@ALIAS --recording ID [ID ...] [--threshold 0.5] [--scheduler ADDR]
+    deepepil predict --model NAME@ALIAS --recording ID [ID ...] [--threshold 0.5] [--scheduler ADDR] [--explain DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_parser", "cmd_train", "cmd_predict"]
@@ -57,13 +58,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ids = list(dict.fromkeys(args.recording))
     if len(ids) == 1 and args.scheduler is None:
         p = predict(args.model, ids[0], args.url, user=args.user, tracking_uri=args.tracking_uri,
-                    threshold=args.threshold, publish=not args.dry_run, device=args.device)
+                    threshold=args.threshold, publish=not args.dry_run, device=args.device,
+                    explain_dir=args.explain)
         print(f"recording {p.recording_id}: {len(p.windows)} windows, {len(p.suggestions)} suggestion(s) from "
               f"{p.model_version}" + ("" if args.dry_run else f" ({p.added} added, {p.existing} there already)"))
         if len(p.suggestions):
             columns = [c for c in ("id", "region", "label", "laterality", "start_frame", "end_frame", "score")
                        if c in p.suggestions.columns]
             print(p.suggestions[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if args.explain:
+            uris = [u for u in p.suggestions["explanation_uri"] if isinstance(u, str)]
+            folders = sorted({str(Path(u).parent) for u in uris})
+            print(f"explanations: {len(uris)} of {len(p.suggestions)} suggestion(s) have one"
+                  + (f", in {', '.join(folders)}" if folders else ""))
         return 0
     if args.dry_run:
         from deepepil.errors import ValidationError
@@ -71,7 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValidationError("--dry-run works on one recording; give one --recording")
     table = predict_many(args.model, ids, args.url, user=args.user, tracking_uri=args.tracking_uri,
                          threshold=args.threshold, scheduler_address=args.scheduler, n_workers=args.workers,
-                         device=args.device, progress=not args.quiet)
+                         device=args.device, progress=not args.quiet, explain_dir=args.explain)
     print(table.to_string(index=False))
     return 0
 
@@ -102,6 +109,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler for many recordings (default: local)")
     p.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--explain", metavar="DIR",
+                   help="save a Grad-CAM explanation of every new suggestion under DIR (a folder the clinicians' "
+                        "servers can read, e.g. the hub's shared team folder) for the labeling app; 3D models "
+                        "(i3d, r2plus1d) only")
     p.add_argument("--dry-run", action="store_true", help="compute and print, publish nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)

@@ -37,7 +37,16 @@ from torch import nn
 
 from deepepil.errors import ExplanationFileError, ValidationError
 
-__all__ = ["Explanation", "explain_clip", "grad_cam", "load_explanation", "overlay", "save_explanations"]
+__all__ = ["Explanation", "GRAD_CAM_MODELS", "explain_clip", "grad_cam", "load_explanation", "overlay",
+           "save_explanations", "supports_grad_cam"]
+
+#: The models of the zoo that Grad-CAM explains (a 3D feature map over time and space).
+GRAD_CAM_MODELS: tuple[str, ...] = ("i3d", "r2plus1d")
+
+
+def supports_grad_cam(model: nn.Module) -> bool:
+    """True when :func:`grad_cam` can explain ``model`` (``features``, ``avgpool`` and ``fc``, as i3d and r2plus1d)."""
+    return all(hasattr(model, name) for name in ("features", "avgpool", "fc"))
 
 
 def _head(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
@@ -58,7 +67,7 @@ def grad_cam(model: nn.Module, clip: torch.Tensor, class_index: Optional[int] = 
     ValidationError
         A model without a 3D feature map (``cnn2d``: per-frame features have no time axis to explain).
     """
-    if not hasattr(model, "features") or not hasattr(model, "avgpool") or not hasattr(model, "fc"):
+    if not supports_grad_cam(model):
         name = getattr(model, "config", {}).get("name", type(model).__name__)
         raise ValidationError(f"Grad-CAM over space and time needs a 3D model with a feature map (i3d, r2plus1d); "
                               f"{name!r} has none")

@@ -57,6 +57,7 @@ __all__ = [
     "parse_model_ref",
     "resolve_ref",
     "load_registered",
+    "registered_settings",
     "set_alias",
     "mlflow_server_command",
     "metric_key",
@@ -444,6 +445,24 @@ def resolve_ref(ref: Union[str, ModelRef], tracking_uri: Optional[str] = None) -
     return ModelRef(ref.name, version=str(mv.version), alias=ref.alias)
 
 
+def _metadata(resolved: ModelRef) -> dict[str, Any]:
+    from mlflow.models import Model
+
+    meta = (Model.load(resolved.uri).metadata or {}).get("deepepil")
+    if not meta:
+        raise ModelNotFoundError(f"model {resolved.label} was not logged by deepepil.ml.train (no inference "
+                                 f"settings in its metadata); deepepil cannot cut clips for it")
+    return meta
+
+
+def registered_settings(ref: Union[str, ModelRef], tracking_uri: Optional[str] = None
+                        ) -> tuple[dict[str, Any], ModelRef]:
+    """A registered model's deepepil metadata (inference settings, ``model`` config) without loading its weights."""
+    resolved = resolve_ref(ref, tracking_uri)
+    with _using(tracking_uri or default_tracking_uri()), _quiet_mlflow():
+        return _metadata(resolved), resolved
+
+
 def load_registered(ref: Union[str, ModelRef], tracking_uri: Optional[str] = None, *,
                     map_location: Any = "cpu") -> tuple["torch.nn.Module", dict[str, Any], ModelRef]:
     """Load a registered model: ``(model in eval mode, its deepepil metadata, the resolved version)``."""
@@ -451,12 +470,8 @@ def load_registered(ref: Union[str, ModelRef], tracking_uri: Optional[str] = Non
     uri = tracking_uri or default_tracking_uri()
     with _using(uri) as mlflow, _quiet_mlflow():
         import mlflow.pytorch
-        from mlflow.models import Model
 
-        meta = (Model.load(resolved.uri).metadata or {}).get("deepepil")
-        if not meta:
-            raise ModelNotFoundError(f"model {resolved.label} was not logged by deepepil.ml.train (no inference "
-                                     f"settings in its metadata); deepepil cannot cut clips for it")
+        meta = _metadata(resolved)
         model = mlflow.pytorch.load_model(resolved.uri, map_location=map_location)
     return model.eval(), meta, resolved
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,12 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from deepepil.errors import AccessDeniedError, ModelNotFoundError, ValidationError
+from deepepil.errors import AccessDeniedError, ExplanationFileError, ModelNotFoundError, ValidationError
 from deepepil.labels import admin, connect
-from deepepil.ml import ClipDataset, grad_cam, predict, predict_many, save_explanations, train
+from deepepil.ml import ClipDataset, grad_cam, load_explanation, predict, predict_many, save_explanations, train
 from deepepil.cli import main as deepepil_main
-from deepepil.ml.inference import merge_windows, window_starts
+from deepepil.ml.inference import merge_windows, safe_name, window_starts
 from deepepil.ml.metrics import prob_column
+from deepepil.recordings import open_recording
 
 REGION = "left upper limb"
 SMALL = {"streams": ["ir", "depth"], "clip_frames": 8, "size": [32, 32]}
@@ -32,11 +34,11 @@ def env(cohort, tmp_path_factory):
     return {"url": url, "folder": folder, "tracking": f"sqlite:///{folder / 'mlflow.db'}"}
 
 
-def _config(env, name: str, target: str, **data) -> dict:
+def _config(env, name: str, target: str, model: str = "r2plus1d", **data) -> dict:
     return {
         "experiment": "predict-tests", "run_name": name, "output_dir": str(env["folder"] / "runs"),
         "data": {"snapshot": "ml-tests", "url": env["url"], "user": "dan", "target": target, **SMALL, **data},
-        "model": {"name": "r2plus1d", "options": {"width": 0.125}},
+        "model": {"name": model, "options": {"width": 0.125}},
         "split": {"method": "none", "validation": "none"},
         "train": {"epochs": 1, "batch_size": 8, "early_stopping": None},
         "tracking": {"uri": env["tracking"], "register": name, "alias": "candidate"},
@@ -47,6 +49,24 @@ def _config(env, name: str, target: str, **data) -> dict:
 def moi_model(env):
     """A left-upper-limb MOI model: 1 epoch on every clip of the recordings, registered as moi-tiny@candidate."""
     return train(_config(env, "moi-tiny", f"moi:{REGION}", window="recording"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def side_model(env):
+    """A head/face MOI model with the side in its classes ("head version (left)"), registered as moi-side@candidate."""
+    return train(_config(env, "moi-side", "moi:head/face", window="recording", laterality_in_class=True),
+                 progress=False)
+
+
+@pytest.fixture
+def fresh_url(cohort, tmp_path) -> str:
+    """A copy of the cohort's label database without suggestions, with dan (data scientist) and ann (clinician)."""
+    path = tmp_path / "fresh-labels.sqlite"
+    shutil.copyfile(cohort.url.split("sqlite:///", 1)[1], path)
+    url = f"sqlite:///{path}"
+    admin.add_user("dan", "data_scientist", url=url)
+    admin.add_user("ann", "clinician", cohort.clinic, url=url)
+    return url
 
 
 def test_train_register_predict_publishes_suggestions(cohort, env, moi_model):
@@ -123,22 +143,127 @@ def test_who_may_publish_and_what(cohort, env, moi_model):
     assert list(p.suggestions.columns[:2]) == ["region", "label"] and {"prob:FLE", "prob:TLE"} <= set(p.windows)
 
 
-def test_predict_command_and_many_recordings_on_dask(cohort, env, moi_model, capsys):
+def test_predict_command_and_many_recordings_on_dask(cohort, env, moi_model, capsys, tmp_path):
     rids = sorted(cohort.recording_ids.values())[:2]
     code = deepepil_main(["predict", "--model", "moi-tiny@candidate", "--recording", str(rids[0]),
                           "--url", env["url"], "--user", "dan", "--tracking-uri", env["tracking"],
                           "--threshold", "0", "--dry-run"])
     assert code == 0 and f"recording {rids[0]}:" in capsys.readouterr().out
     table = predict_many("moi-tiny@candidate", rids, env["url"], user="dan", tracking_uri=env["tracking"],
-                         threshold=0.0, n_workers=1, progress=False)
+                         threshold=0.0, n_workers=1, progress=False, explain_dir=tmp_path / "explanations")
     labels = len(moi_model.classes) - 1
     assert list(table["recording_id"]) == rids and (table["suggestions"] == labels).all()
     assert (table["model_version"] == "moi-tiny:1").all()
+    # the suggestions published here have an explanation; those an earlier test published keep none
+    assert (table["explained"] == table["added"]).all()
     with connect(env["url"], user="dan") as store:
         for rid in rids:
-            assert len(store.suggestions(rid, model_version="moi-tiny:1")) == labels
+            shown = store.suggestions(rid, model_version="moi-tiny:1")
+            assert len(shown) == labels
+            for uri in shown["explanation_uri"].dropna():
+                assert uri.startswith(str((tmp_path / "explanations" / "moi-tiny-v1" / f"rec{rid}").resolve()))
+                assert load_explanation(uri).class_name in moi_model.classes
     with pytest.raises(ModelNotFoundError):
         predict_many("nothing@candidate", rids, env["url"], user="dan", tracking_uri=env["tracking"])
+
+
+# --- suggestions with explanations -----------------------------------------------------------------
+
+
+def _class_of(suggestion) -> str:
+    side = suggestion.laterality
+    return suggestion.label if not isinstance(side, str) else f"{suggestion.label} ({side})"
+
+
+def test_every_new_suggestion_gets_its_grad_cam(cohort, env, side_model, fresh_url, tmp_path):
+    rid = sorted(cohort.recording_ids.values())[0]
+    assert any("(" in c for c in side_model.classes), side_model.classes  # "head version (left)" and the like
+    # a threshold that splits the runs of a class with a side: that class's median probability
+    probe = predict("moi-side@candidate", rid, fresh_url, user="dan", tracking_uri=env["tracking"], publish=False)
+    sided = max((c for c in side_model.classes if "(" in c), key=lambda c: probe.windows[prob_column(c)].mean())
+    threshold = float(probe.windows[prob_column(sided)].median())
+    shared = tmp_path / "shared" / "explanations"
+
+    p = predict("moi-side@candidate", rid, fresh_url, user="dan", tracking_uri=env["tracking"],
+                threshold=threshold, explain_dir=shared)
+    assert p.added == len(p.suggestions) >= 1 and p.suggestions["explanation_uri"].map(bool).all()
+    assert sided in set(map(_class_of, p.suggestions.itertuples(index=False)))  # e.g. label "head version", side "left"
+    folder = shared.resolve() / "moi-side-v1" / f"rec{rid}"
+    with connect(fresh_url, user="ann") as store:  # what the clinician's app reads
+        shown = store.suggestions(rid).set_index("id")
+        ir_hw = open_recording(store.recording(rid).storage_uri)["ir"].shape[1:3]
+    assert sorted(shown.index) == sorted(p.suggestions["id"])
+    windows = p.windows
+    for s in p.suggestions.itertuples(index=False):
+        uri = shown.loc[s.id, "explanation_uri"]
+        assert uri == s.explanation_uri == str(folder / f"{s.start_frame}-{s.end_frame}-{safe_name(_class_of(s))}.npz")
+        assert " " not in uri.rsplit("/", 1)[1] and "(" not in uri
+        exp = load_explanation(uri)
+        assert exp.class_name == _class_of(s) and exp.class_index == side_model.classes.index(exp.class_name)
+        assert s.start_frame <= exp.frames.min() and exp.frames.max() < s.end_frame
+        assert exp.cam.shape == (8, 32, 32) and 0 <= exp.cam.min() and exp.cam.max() <= 1
+        y0, y1, x0, x1 = exp.box_px
+        assert y0 < ir_hw[0] and y1 > 0 and x0 < ir_hw[1] and x1 > 0  # inside or overlapping the image
+        # the run's most probable window: its probability is the suggestion's score
+        run = windows[(windows["start_frame"] >= s.start_frame) & (windows["end_frame"] <= s.end_frame)]
+        peak = run.loc[run[prob_column(exp.class_name)].idxmax()]
+        assert exp.start_frame == int(peak["start_frame"])
+        assert exp.score == pytest.approx(s.score, abs=1e-4)
+
+    # again: nothing new, so nothing is recomputed or rewritten, and the stored paths come back
+    written = {u: Path(u).stat().st_mtime_ns for u in p.suggestions["explanation_uri"]}
+    again = predict("moi-side@candidate", rid, fresh_url, user="dan", tracking_uri=env["tracking"],
+                    threshold=threshold, explain_dir=shared)
+    assert again.added == 0 and again.existing == len(p.suggestions)
+    assert list(again.suggestions["explanation_uri"]) == list(p.suggestions["explanation_uri"])
+    assert {u: Path(u).stat().st_mtime_ns for u in written} == written
+    assert sorted(f.name for f in folder.iterdir()) == sorted(Path(u).name for u in written)  # no probe left
+
+
+def test_explanations_need_a_3d_model_and_a_writable_folder(cohort, env, fresh_url, tmp_path, monkeypatch):
+    rid = sorted(cohort.recording_ids.values())[0]
+    train(_config(env, "moi-2d", f"moi:{REGION}", model="cnn2d", window="recording"), progress=False)
+
+    def no_windows(*args, **kwargs):
+        raise AssertionError("a window was computed before the checks")
+
+    monkeypatch.setattr("deepepil.ml.training.predict_probs", no_windows)
+    with connect(fresh_url, user="dan") as store:
+        before = store.suggestions()
+    target = tmp_path / "explanations"
+    with pytest.raises(ValidationError, match=r"explanations need a 3D model \(i3d or r2plus1d\).*model moi-2d:1 "
+                                              r"is a 'cnn2d'"):
+        predict("moi-2d@candidate", rid, fresh_url, user="dan", tracking_uri=env["tracking"], threshold=0.0,
+                explain_dir=target)
+    with pytest.raises(ValidationError, match=r"explanations need a 3D model.*moi-2d:1 is a 'cnn2d'"):
+        predict_many("moi-2d@candidate", [rid], fresh_url, user="dan", tracking_uri=env["tracking"],
+                     threshold=0.0, explain_dir=target, progress=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExplanationFileError, match=r"cannot write explanations to the folder .*a-file/moi-tiny-v1"):
+        predict("moi-tiny@candidate", rid, fresh_url, user="dan", tracking_uri=env["tracking"], threshold=0.0,
+                explain_dir=blocker)
+    with pytest.raises(ExplanationFileError, match=r"cannot write explanations to the folder .*a-file"):
+        predict_many("moi-tiny@candidate", [rid], fresh_url, user="dan", tracking_uri=env["tracking"],
+                     explain_dir=blocker, progress=False)
+    deep = tmp_path.joinpath(*["x" * 200] * 5)
+    with pytest.raises(ExplanationFileError, match=r"is too long.*at most 1000 characters"):
+        predict("moi-tiny@candidate", rid, fresh_url, user="dan", tracking_uri=env["tracking"], explain_dir=deep)
+    with connect(fresh_url, user="dan") as store:
+        pd.testing.assert_frame_equal(store.suggestions(), before)
+    assert not target.exists() and not (tmp_path / ("x" * 200)).exists()
+
+
+def test_predict_command_with_explanations(cohort, env, moi_model, fresh_url, tmp_path, capsys):
+    rid = sorted(cohort.recording_ids.values())[-1]
+    code = deepepil_main(["predict", "--model", "moi-tiny@candidate", "--recording", str(rid), "--url", fresh_url,
+                          "--user", "dan", "--tracking-uri", env["tracking"], "--threshold", "0",
+                          "--explain", str(tmp_path / "cams")])
+    out = capsys.readouterr().out
+    labels = len(moi_model.classes) - 1
+    folder = (tmp_path / "cams").resolve() / "moi-tiny-v1" / f"rec{rid}"
+    assert code == 0 and f"explanations: {labels} of {labels} suggestion(s) have one, in {folder}" in out
+    assert len(list(folder.glob("*.npz"))) == labels
 
 
 # --- merging windows into suggestions ----------------------------------------------------------------
