@@ -140,7 +140,7 @@ def safe_name(text: str) -> str:
 
 def explanation_folder(explain_dir: Union[str, os.PathLike], model_name: str, model_version: str,
                        recording_id: int) -> Path:
-    """Where :func:`predict` saves a recording's explanations: ``<explain_dir>/<name>-v<version>/rec<id>`` (absolute)."""
+    """Where :func:`predict` saves a recording's explanations: ``<explain_dir>/<name>-v<version>/rec<id>``, absolute."""
     root = Path(explain_dir).expanduser().resolve()
     return root / f"{safe_name(model_name)}-v{model_version}" / f"rec{int(recording_id)}"
 
