@@ -114,7 +114,7 @@ def test_e_shows_the_selected_suggestions_grad_cam_over_ir_and_depth(lab, page, 
 
     # e again: off
     ui.seek_by_keys_to(CLIP[3], FPS)
-    page.wait_for_function("() => (window.__deepepil_explain.shown || {}).cam_index === 1")
+    page.wait_for_function("() => (window.__deepepil_explain.shown || {}).cam_index === 3")
     ui.press("e")
     page.wait_for_function("() => !window.__deepepil_explain.mode && window.__deepepil_explain.shown === null")
     assert page.locator(".de-explain-badge:not([hidden])").count() == 0
