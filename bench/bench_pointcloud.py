@@ -4,7 +4,10 @@ Runs JupyterLab (subprocess) and headless Chromium (Playwright, the system ``chr
 through SwiftShader, i.e. on the CPU), on the cached bench recording (``bench/_data.py``: full
 size, IR and depth 512x424, 120 s, 30 fps; ``--quick``: 256x212, 20 s). For each configuration a
 notebook with the labeling app and a 3D view below it is run, the recording is opened from the
-app's list, and the app plays at 1x (all streams shown) for a few seconds from frame 0:
+app's list, the player shows the IR view alone (what a clinician looks at beside the 3D view,
+which shows the IR-coloured points) or all three streams (IR, depth and 1080p RGB: the 2D views
+then take most of a 2-core machine's browser), and the app plays at 1x for a few seconds from
+frame 0:
 
 * ``PointCloudView stride S``: ``notebooks/labeling-3d.ipynb`` with ``view.stride = S``;
 * ``naive stride S``: what a user would otherwise write: an ipyvolume scatter updated by an
@@ -50,6 +53,8 @@ from deepepil.testing.browser import launch_chromium  # noqa: E402
 OUT_MD = ROOT / ".bench-data" / "results" / "bench_pointcloud.md"
 PLAY_SECONDS = 8.0
 STRIDES = (8, 4, 2)
+#: The player's view during playback: IR alone, then all three streams.
+VIEWS = ("ir", "all")
 
 #: The alternative: a user's own observer of the app's playhead (one notebook cell).
 NAIVE_CELL = '''
@@ -140,7 +145,7 @@ KINDS: dict[str, dict[str, str]] = {
 
 
 def run_config(browser: Any, server: LabServer, nb: str, rec_id: int, kind: str, setup: str, seconds: float,
-               work: Path, name: str) -> dict[str, Any]:
+               work: Path, name: str, view_mode: str = "ir") -> dict[str, Any]:
     page = browser.new_context(viewport=VIEWPORT).new_page()
     page.set_default_timeout(120_000)
     try:
@@ -152,6 +157,7 @@ def run_config(browser: Any, server: LabServer, nb: str, rec_id: int, kind: str,
         if view is not None:
             view.install_counter()
             view.execute(KINDS[kind]["setup"] + "\n" + setup)
+        ui.set_view(view_mode)
         ui.focus()
         stats_code, stats_file = KINDS[kind]["stats"], work / "stats.json"
         measure(page, ui, view, 2.0, stats_code, stats_file)  # warm-up
@@ -189,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     data = _data.prepare(params, variants=False)
     facts = machine()
     load = os.getloadavg()[0]
-    configs = [("no 3D view (notebooks/labeling.ipynb)", "none", "")]
-    configs += [(f"PointCloudView stride {s}", "ours", f"view.stride = {s}") for s in STRIDES]
-    configs += [(f"naive stride {s}", "naive", f"STRIDE = {s}") for s in STRIDES]
-    configs.append(("PointCloudView stride 1 (full resolution)", "ours", "view.stride = 1"))
+    configs = [(f"no 3D view (notebooks/labeling.ipynb), {v}", "none", "", v) for v in VIEWS]
+    configs += [(f"PointCloudView stride {s}, {v}", "ours", f"view.stride = {s}", v) for v in VIEWS for s in STRIDES]
+    configs += [(f"naive stride {s}, {v}", "naive", f"STRIDE = {s}", v) for v in VIEWS for s in STRIDES]
+    configs.append(("PointCloudView stride 1 (full resolution), ir", "ours", "view.stride = 1", "ir"))
     results: dict[str, dict[str, Any]] = {}
 
     from playwright.sync_api import sync_playwright
@@ -209,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         with server, sync_playwright() as pw:
             browser = launch_chromium(pw)
             facts["chromium"] = browser.version
-            for name, kind, setup in configs:
+            for name, kind, setup, view_mode in configs:
                 result = run_config(browser, server, notebooks[kind], rec_id, kind, setup, seconds, work,
-                                    name.split(" (")[0].replace(" ", "_"))
+                                    name.split(" (")[0].replace(" ", "_").replace(",", ""), view_mode)
                 results[name] = result
                 ms, computed, heads = kernel_rates(result)
                 print(f"  {name}: {result['clouds_per_s']:.1f} clouds drawn/s ({heads:.1f} playheads received/s, "
@@ -239,7 +245,7 @@ def report(results: dict[str, dict[str, Any]], facts: dict[str, str], *, command
            f"Machine: {facts['nproc']} cores ({facts['cpu']}), {facts['ram']}; load average {load:.1f} at the "
            f"start; Chromium {facts.get('chromium', '?')} headless, WebGL on SwiftShader (CPU)  ",
            f"Data: synthetic recording, {params.size} ({params.seconds:g} s, 30 fps), the labeling app playing "
-           f"at 1x with all streams shown, {seconds:g} s per measurement after a 2 s warm-up", ""]
+           f"at 1x with the player showing IR alone (`ir`) or all streams (`all`), {seconds:g} s per measurement after a 2 s warm-up", ""]
     table = Table("Distinct clouds drawn per second by the browser", [
         "3D view", "points per cloud", "clouds drawn/s", "playheads received/s (kernel)", "clouds computed/s",
         "kernel ms per cloud", "renders/s", "player IR frames/s"])
@@ -248,11 +254,13 @@ def report(results: dict[str, dict[str, Any]], facts: dict[str, str], *, command
         points = r["kernel"]["after"].get("points")
         table.add(name, f"{points:,}" if points else "", r["clouds_per_s"], heads, computed, ms,
                   r["renders_per_s"], r["player_fps"])
-    for s in STRIDES:
-        ours, naive = results.get(f"PointCloudView stride {s}"), results.get(f"naive stride {s}")
-        if ours and naive and naive["clouds_per_s"] > 0:
-            table.notes.append(f"Stride {s}: PointCloudView draws {ours['clouds_per_s'] / naive['clouds_per_s']:.1f}x "
-                               f"as many clouds per second as the naive observer.  ")
+    for v in VIEWS:
+        for s in STRIDES:
+            ours, naive = results.get(f"PointCloudView stride {s}, {v}"), results.get(f"naive stride {s}, {v}")
+            if ours and naive and naive["clouds_per_s"] > 0:
+                table.notes.append(f"Stride {s}, player view {v}: PointCloudView draws "
+                                   f"{ours['clouds_per_s'] / naive['clouds_per_s']:.1f}x as many clouds per second "
+                                   f"as the naive observer.  ")
     out.append(table.markdown())
     return "\n".join(out)
 

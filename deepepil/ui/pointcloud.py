@@ -248,9 +248,10 @@ class PointCloudFrames:
 
 # The labeling app tells the kernel its playhead through its `frame` trait, and ipywidgets sends a trait
 # change only after the kernel has finished with the previous one: while the kernel also serves the
-# player's frames, that lets through a few playheads a second. This bridge reads the app model's `frame`
-# in the browser and forwards it as plain messages (at most every _PLAYHEAD_MS), which are not held back.
-_PLAYHEAD_MS = 50
+# player's frames, that lets through a few playheads a second. This bridge follows the app model's `frame`
+# in the browser (set there on every playhead change, sent to the kernel only every 50 ms) and forwards it
+# as plain messages (at most every _PLAYHEAD_MS), which are not held back.
+_PLAYHEAD_MS = 33  # up to 30 playheads a second: every frame at 1x
 _BRIDGE_FRESH_SECONDS = 2.0  # while the bridge speaks, the app's (late) frame trait from the browser is ignored
 _BRIDGE_ESM = """
 export default {

@@ -146,16 +146,25 @@ function mainCreateContext(model) {
   }
   model.on("msg:custom", onMessage);
 
-  // Tell the kernel where the playhead is, at most 20 times a second (MAIN_FRAME_SYNC_MS).
-  const syncFrame = utilThrottle((frame) => {
+  // The model's `frame` follows every playhead change in the browser (a local change:frame event that
+  // other widgets on the page, such as the 3D view's playhead bridge, may follow), and the kernel is
+  // told at most 20 times a second (MAIN_FRAME_SYNC_MS).
+  const syncFrame = utilThrottle(() => {
     try {
-      model.set("frame", frame);
       model.save_changes();
     } catch (err) {
       console.warn("deepepil: could not sync the frame trait", err);
     }
   }, MAIN_FRAME_SYNC_MS);
-  const offFrame = bus.on("frame", ({ frame }) => syncFrame(frame));
+  const offFrame = bus.on("frame", ({ frame }) => {
+    try {
+      model.set("frame", frame);
+    } catch (err) {
+      console.warn("deepepil: could not set the frame trait", err);
+      return;
+    }
+    syncFrame();
+  });
 
   function dispose() {
     offFrame();
