@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -235,3 +235,35 @@ class LeanFrameReader:
         if self.pred2d:
             out = Pred2DCodec.decode_array(out)
         return out[0]
+
+
+def _cpu_sample() -> Optional[tuple[int, int]]:
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return fields[3] + fields[4], sum(fields)
+
+
+class Busy:
+    """Seconds a block took and the share of the machine's CPU in use meanwhile (everyone's; NaN if unknown)."""
+
+    def __enter__(self) -> "Busy":
+        self.sample = _cpu_sample()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        end = _cpu_sample()
+        self.share = float("nan")
+        if self.sample is not None and end is not None and end[1] > self.sample[1]:
+            self.share = 1.0 - (end[0] - self.sample[0]) / (end[1] - self.sample[1])
+
+
+def write_report(markdown: str, out: Path) -> None:
+    """Print a benchmark's markdown and write it to ``out`` (folders made)."""
+    print(markdown)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown)
+    print(f"written to {out}")

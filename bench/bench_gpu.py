@@ -54,9 +54,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # the checkout's deepepil, also where it is not installed (the GPU machine)
 
 import _data  # noqa: E402
-from _measure import Table, Target  # noqa: E402
+from _measure import Busy, Table, Target  # noqa: E402
 from bench_loader import CACHE as LOADER_CACHE  # noqa: E402
-from bench_loader import prepare_store  # noqa: E402
+from bench_loader import OrderSampler, prepare_store  # noqa: E402
 
 TARGET_CLIPS_PER_S = 100.0
 STREAMS = ("ir", "depth")
@@ -229,43 +229,6 @@ def bench_model(device, shape: tuple[int, ...], num_classes: int, width: float, 
 
 
 # -- loader and end to end -------------------------------------------------------------------------
-
-
-def _cpu_sample() -> Optional[tuple[int, int]]:
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
-    except (OSError, ValueError, IndexError):
-        return None
-    return fields[3] + fields[4], sum(fields)
-
-
-class Busy:
-    """Seconds a block took and the share of the machine's CPU in use meanwhile (everyone's; NaN if unknown)."""
-
-    def __enter__(self) -> "Busy":
-        self.sample = _cpu_sample()
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.t0
-        end = _cpu_sample()
-        self.share = float("nan")
-        if self.sample is not None and end is not None and end[1] > self.sample[1]:
-            self.share = 1.0 - (end[0] - self.sample[0]) / (end[1] - self.sample[1])
-
-
-class OrderSampler:
-    """Indices set before each epoch, so one DataLoader with persistent workers serves every round."""
-
-    def __init__(self) -> None:
-        self.indices: list[int] = []
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 def shm_free_bytes() -> Optional[int]:

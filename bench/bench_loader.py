@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _data  # noqa: E402
-from _measure import Mp4Frames, Table, machine  # noqa: E402
+from _measure import Busy, Mp4Frames, Table, machine  # noqa: E402
 
 CACHE = _data.CACHE / "loader"
 DATA_VERSION = 1
@@ -149,27 +149,7 @@ class Mp4ClipDataset:
 # -- measuring -------------------------------------------------------------------------------------
 
 
-def _cpu_sample() -> tuple[int, int]:
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
-    return fields[3] + fields[4], sum(fields)
-
-
-class Busy:
-    """Share of the machine's CPU in use while a block ran (ours and everyone else's)."""
-
-    def __enter__(self) -> "Busy":
-        self.sample = _cpu_sample()
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        idle1, total1 = _cpu_sample()
-        idle0, total0 = self.sample
-        self.seconds = time.perf_counter() - self.t0
-        self.share = 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
-class _Order:
+class OrderSampler:
     """A sampler whose indices can change between epochs (the persistent workers stay up)."""
 
     def __init__(self) -> None:
@@ -195,7 +175,7 @@ def loader_rates(sources: dict[str, Any], warm: np.ndarray, chunks: list[np.ndar
 
     loaders = {}
     for name, dataset in sources.items():
-        sampler = _Order()
+        sampler = OrderSampler()
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                              persistent_workers=workers > 0)
         sampler.indices = warm.tolist()

@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 import _data  # noqa: E402
 from _app import LabelingAppPage  # noqa: E402
 from _lab import NOTEBOOKS, VIEWPORT, LabServer, open_lab  # noqa: E402
-from _measure import Table, machine  # noqa: E402
-from bench_ui import bench_db, wait_idle  # noqa: E402
+from _measure import Table, machine, write_report  # noqa: E402
+from bench_ui import bench_lab, wait_idle  # noqa: E402
 from test_pointcloud_browser import PointCloudPage  # noqa: E402
 
 from deepepil.testing.browser import launch_chromium  # noqa: E402
@@ -205,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="deepepil-bench-pointcloud-"))
     try:
-        url = f"sqlite:///{work / 'labels.sqlite'}"
-        rec_id = bench_db(url, data.store)
-        server = LabServer(work / "lab", {"DEEPEPIL_DATABASE_URL": url, "DEEPEPIL_USER": "clinician",
-                                          "DEEPEPIL_STORE": str(data.store.parent)})
+        server, rec_id = bench_lab(work, data.store)
         notebooks = {"ours": server.add_notebook(NOTEBOOKS / "labeling-3d.ipynb"),
                      "naive": server.add_notebook(notebook(work / "naive.ipynb", NAIVE_CELL)),
                      "none": server.add_notebook(NOTEBOOKS / "labeling.ipynb")}
@@ -228,10 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     markdown = report(results, facts, command=command, params=params, seconds=seconds, load=load,
                       minutes=(time.monotonic() - t_start) / 60, waited=waited)
-    print(markdown)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown)
-    print(f"written to {args.out}")
+    write_report(markdown, args.out)
     return 0
 
 

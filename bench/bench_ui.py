@@ -40,7 +40,7 @@ from _app import PLAYER_PLAY, PLAYER_SCRUB, LabelingAppPage  # noqa: E402
 from _lab import NOTEBOOKS, VIEWPORT, LabServer, open_lab  # noqa: E402
 
 from deepepil.testing.browser import launch_chromium  # noqa: E402
-from _measure import Table, Target, machine  # noqa: E402
+from _measure import Table, Target, machine, write_report  # noqa: E402
 
 UI_CACHE = ROOT / ".bench-data" / "ui"
 OUT_MD = ROOT / ".bench-data" / "results" / "bench_ui.md"
@@ -223,6 +223,15 @@ def bench_db(url: str, store: Path) -> int:
     return catalog.register_recording(store, "Bench", "BENCH-0001", url, user="root")
 
 
+def bench_lab(work: Path, store: Path) -> tuple[LabServer, int]:
+    """JupyterLab (not started) over a fresh :func:`bench_db` in ``work`` as the clinician; (server, recording id)."""
+    url = f"sqlite:///{work / 'labels.sqlite'}"
+    rec_id = bench_db(url, store)
+    server = LabServer(work / "lab", {"DEEPEPIL_DATABASE_URL": url, "DEEPEPIL_USER": "clinician",
+                                      "DEEPEPIL_STORE": str(store.parent)})
+    return server, rec_id
+
+
 def add_many_mois(url: str, recording_id: int, n: int, n_frames: int, seed: int = 0) -> None:
     """``n`` random MOIs (0.3 to 6 s, every region, some with laterality) on the recording, in one batch."""
     from deepepil.labels import vocabulary
@@ -331,10 +340,8 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="deepepil-bench-ui-"))
     try:
+        server, rec_id = bench_lab(work, data.store)
         url = f"sqlite:///{work / 'labels.sqlite'}"
-        rec_id = bench_db(url, data.store)
-        server = LabServer(work / "lab", {"DEEPEPIL_DATABASE_URL": url, "DEEPEPIL_USER": "clinician",
-                                          "DEEPEPIL_STORE": str(data.store.parent)})
         notebook = server.add_notebook(NOTEBOOKS / "labeling.ipynb")
         for mp4 in mp4s.values():
             shutil.copyfile(mp4, server.root_dir / mp4.name)
@@ -404,10 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = report(results, facts, cpu.sections, command=command, params=params, fps=fps, n_frames=n_frames,
                       n_seeks=n_seeks, play_seconds=play_seconds, n_mois=args.mois, ir_size=ir_size,
                       minutes=(time.monotonic() - t_start) / 60, waited=waited)
-    print(markdown)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown)
-    print(f"written to {args.out}")
+    write_report(markdown, args.out)
     return 0
 
 
