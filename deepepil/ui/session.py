@@ -78,7 +78,7 @@ EDIT_OPS: tuple[str, ...] = (*QUEUEABLE_OPS, "undo", "redo", "resolve_conflict")
 MOI_ROW_FIELDS = ("id", "version", "region", "label", "laterality", "start_frame", "end_frame", "author", "source",
                   "confidence", "seizure_id")
 SUGGESTION_ROW_FIELDS = ("id", "version", "region", "label", "laterality", "start_frame", "end_frame", "score",
-                         "model_version", "decision")
+                         "model_version", "decision", "has_explanation")
 SEIZURE_ROW_FIELDS = ("id", "version", "onset_frame", "offset_frame", "seizure_type", "awareness", "lateralization",
                       "localization", "author")
 _ROW_FIELDS = {"moi": MOI_ROW_FIELDS, "suggestion": SUGGESTION_ROW_FIELDS, "seizure": SEIZURE_ROW_FIELDS,
@@ -124,12 +124,13 @@ def row_json(table: str, row: Any) -> dict[str, Any]:
     get = row.get if isinstance(row, Mapping) else (lambda name, default=None: getattr(row, name, default))
     out = {}
     for name in _ROW_FIELDS[table]:
+        if name == "has_explanation":  # the path stays on the server; the browser asks for the overlay by id
+            out[name] = bool(_clean(get("explanation_uri", None)))
+            continue
         value = _clean(get(name, None))
         if name in _INT_FIELDS and value is not None:
             value = int(value)
         out[name] = value
-    if table == "suggestion":  # the path stays on the server; the browser asks for the overlay by id
-        out["has_explanation"] = bool(_clean(get("explanation_uri", None)))
     return out
 
 
