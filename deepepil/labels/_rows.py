@@ -441,8 +441,7 @@ def frame(rows: Sequence[Any], keys: Sequence[str], columns: Sequence[str]) -> p
     for name in ("fps", "confidence", "score", "u_px", "v_px", "x_m", "y_m", "z_m"):
         if name in columns:
             df[name] = df[name].astype("float64")
-    for name in ("explanation_uri",):  # None where absent (not NaN as pandas' string dtype has it)
-        if name in columns:
-            values = df[name].astype(object)
-            df[name] = values.where(values.notna(), None)
+    if "explanation_uri" in columns:  # None where absent (not NaN as pandas' string dtype has it)
+        values = df["explanation_uri"].astype(object)
+        df["explanation_uri"] = values.where(values.notna(), None)
     return df[list(columns)]

@@ -235,7 +235,11 @@ def explain_clip(model: nn.Module, dataset: Any, index: int, class_index: Option
     ``class_index`` defaults to the predicted class; the score is that class's probability.
     """
     plain = dataset.subset(np.arange(len(dataset))) if getattr(dataset, "augment", None) is not None else dataset
-    i = int(index)
+    return _explain_clip(model, plain, int(index), class_index)[0]
+
+
+def _explain_clip(model: nn.Module, plain: Any, i: int, class_index: Optional[int]) -> tuple[Explanation, torch.Tensor]:
+    """:func:`explain_clip` on an unaugmented dataset; also the clip it read (for a preview strip)."""
     clip, _ = plain[i]
     cam = grad_cam(model, clip, class_index)
     with torch.no_grad():
@@ -243,7 +247,7 @@ def explain_clip(model: nn.Module, dataset: Any, index: int, class_index: Option
     k = int(prob.argmax()) if class_index is None else int(class_index)
     box = plain.crop_box(i)
     return Explanation(cam=cam, frames=plain.frame_indices(i), box_px=(box.y0, box.y1, box.x0, box.x1),
-                       class_index=k, class_name=str(plain.classes[k]), score=float(prob[k]))
+                       class_index=k, class_name=str(plain.classes[k]), score=float(prob[k])), clip
 
 
 def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], out_dir: Union[str, Path], *,
@@ -264,13 +268,12 @@ def save_explanations(model: nn.Module, dataset: Any, indices: Sequence[int], ou
     rows = []
     for i in indices:
         i = int(i)
-        exp = explain_clip(model, plain, i, class_index)
+        exp, clip = _explain_clip(model, plain, i, class_index)
         row = plain.index.iloc[i]
         stem = f"{row.recording}_{int(row.start_frame):06d}_{exp.class_name}".replace(" ", "-").replace("/", "-")
         npz = exp.save(out / f"{stem}.npz")
         cam = exp.cam
         pick = np.unique(np.linspace(0, cam.shape[0] - 1, min(max_frames, cam.shape[0])).round().astype(int))
-        clip, _ = plain[i]
         strip = overlay(clip[0].numpy()[pick], cam[pick])
         png = out / f"{stem}.png"
         Image.fromarray(np.concatenate(list(strip), axis=1)).save(png)

@@ -199,13 +199,13 @@ class PointCloudFrames:
             return grid
 
     def cloud(self, frame_index: int, *, stride: int = 4, roi_px: Any = None, box_m: Any = None,
-              voxel_m: Optional[float] = None) -> PointCloud:
-        """The cloud of ``frame_index`` with IR values (when the recording has IR)."""
+              voxel_m: Optional[float] = None, with_ir: bool = True) -> PointCloud:
+        """The cloud of ``frame_index`` with IR values (when the recording has IR and ``with_ir``)."""
         frame_index = self.check_frame(frame_index)
         stride, roi = check_stride(stride), check_roi(roi_px, self.intrinsics)
         box, voxel = check_box(box_m), check_voxel(voxel_m)
         depth = read_frame(self.ds, "depth", frame_index)
-        ir = read_frame(self.ds, "ir", frame_index) if self.has_ir else None
+        ir = read_frame(self.ds, "ir", frame_index) if self.has_ir and with_ir else None
         if voxel is not None:  # averaging dominates the cost: geometry's own code, on the fast-read frames
             return point_cloud(depth, self.ds, ir=ir, stride=stride, roi_px=roi, box_m=box, voxel_m=voxel)
         intr = self.intrinsics
@@ -586,7 +586,7 @@ class PointCloudView(widgets.HBox):
         try:
             if cloud_key != self._drawn_key:
                 cloud = frames.cloud(frame, stride=settings[0], roi_px=settings[1], box_m=settings[2],
-                                     voxel_m=settings[3])
+                                     voxel_m=settings[3], with_ir=self.colour == "ir")  # depth colours need no IR
                 self._show_cloud(frames, cloud, frame, cloud_key, settings)
             self._show_joints(frame)
         except Exception as exc:  # noqa: BLE001 - shown beside the figure; raising would stop the thread

@@ -14,8 +14,6 @@ from PIL import Image
 from deepepil.ml.explain import Explanation
 from deepepil.ui.explanations import FLOOR, MAX_ALPHA, heat_rgba
 
-from conftest import request, reply_buffers
-
 T, H, W = 4, 16, 20
 FRAMES = [12, 14, 16, 18]   # a clip at 15 fps of a 30 fps recording
 BOX = (100.0, 260.0, 150.0, 350.0)
@@ -40,13 +38,18 @@ def explained(ui_db, open_label_store, tmp_path):
     return row.id, path
 
 
+def reply_buffers(app, reply: dict) -> list:
+    """The buffers sent with ``reply``."""
+    return next(b for c, b in app.sent if c is reply)
+
+
 def _rgba(png: bytes) -> np.ndarray:
     image = Image.open(io.BytesIO(png))
     assert image.mode == "RGBA"
     return np.asarray(image)
 
 
-def test_the_app_sends_one_transparent_heat_map_per_clip_frame(make_app, ui_db, explained):
+def test_the_app_sends_one_transparent_heat_map_per_clip_frame(make_app, ui_db, explained, ask):
     sid, _ = explained
     app = make_app("ann", recording_id=ui_db.rec)
     rows = {row["id"]: row for row in app.labels["suggestions"]}
@@ -54,7 +57,7 @@ def test_the_app_sends_one_transparent_heat_map_per_clip_frame(make_app, ui_db, 
     assert all(rows[other]["has_explanation"] is False for other in ui_db.suggestions)
     assert "explanation_uri" not in rows[sid]  # the server's path stays on the server
 
-    reply = request(app, {"type": "explanation", "suggestion_id": sid})
+    reply = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert reply["type"] == "explanation" and reply["ok"], reply
     assert reply["frames"] == FRAMES and reply["end_frame"] == 20
     assert reply["box_px"] == list(BOX)
@@ -70,61 +73,61 @@ def test_the_app_sends_one_transparent_heat_map_per_clip_frame(make_app, ui_db, 
     assert images[2][0, 0, 3] > images[1][0, 0, 3] > images[0][0, 0, 3]
 
 
-def test_asking_again_is_answered_from_the_cache_even_when_the_file_is_gone(make_app, ui_db, explained):
+def test_asking_again_is_answered_from_the_cache_even_when_the_file_is_gone(make_app, ui_db, explained, ask):
     sid, path = explained
     app = make_app("ann", recording_id=ui_db.rec)
-    first = reply_buffers(app, request(app, {"type": "explanation", "suggestion_id": sid}))
+    first = reply_buffers(app, ask(app, {"type": "explanation", "suggestion_id": sid}))
     path.unlink()
-    again = request(app, {"type": "explanation", "suggestion_id": sid})
+    again = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert again["ok"] and reply_buffers(app, again) == first
 
 
-def test_a_missing_or_damaged_file_is_an_error_naming_it(make_app, ui_db, explained):
+def test_a_missing_or_damaged_file_is_an_error_naming_it(make_app, ui_db, explained, ask):
     sid, path = explained
     path.write_bytes(path.read_bytes()[:40])  # truncated
     app = make_app("ann", recording_id=ui_db.rec)
-    reply = request(app, {"type": "explanation", "suggestion_id": sid})
+    reply = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert not reply["ok"] and str(path) in reply["error"]["message"]
     path.unlink()
-    reply = request(app, {"type": "explanation", "suggestion_id": sid})
+    reply = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert not reply["ok"] and "does not exist" in reply["error"]["message"] and str(path) in reply["error"]["message"]
     assert app.session is not None  # the app goes on
 
 
-def test_a_suggestion_without_explanation_says_how_to_get_one(make_app, ui_db):
+def test_a_suggestion_without_explanation_says_how_to_get_one(make_app, ui_db, ask):
     app = make_app("ann", recording_id=ui_db.rec)
-    reply = request(app, {"type": "explanation", "suggestion_id": ui_db.suggestions[0]})
+    reply = ask(app, {"type": "explanation", "suggestion_id": ui_db.suggestions[0]})
     assert not reply["ok"] and "--explain" in reply["error"]["message"]
 
 
 @pytest.mark.parametrize("bad", [None, "3", 2.5, True])
-def test_a_malformed_request_is_refused(make_app, ui_db, bad):
+def test_a_malformed_request_is_refused(make_app, ui_db, bad, ask):
     app = make_app("ann", recording_id=ui_db.rec)
-    reply = request(app, {"type": "explanation", "suggestion_id": bad})
+    reply = ask(app, {"type": "explanation", "suggestion_id": bad})
     assert not reply["ok"] and "suggestion_id" in reply["error"]["message"]
 
 
-def test_a_suggestion_of_another_recording_is_refused(make_app, ui_db, explained, store_copy):
+def test_a_suggestion_of_another_recording_is_refused(make_app, ui_db, explained, store_copy, ask):
     sid, _ = explained
     other, _ = store_copy("other")
     app = make_app("ann", recording_id=other)
-    reply = request(app, {"type": "explanation", "suggestion_id": sid})
+    reply = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert not reply["ok"] and "another recording" in reply["error"]["message"]
 
 
-def test_without_an_open_recording_the_request_is_refused(make_app, explained):
+def test_without_an_open_recording_the_request_is_refused(make_app, explained, ask):
     sid, _ = explained
     app = make_app("ann")
-    reply = request(app, {"type": "explanation", "suggestion_id": sid})
+    reply = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert not reply["ok"] and "no recording is open" in reply["error"]["message"]
 
 
-def test_another_clinics_clinician_cannot_read_the_suggestion(make_app, ui_db, explained, db_url):
+def test_another_clinics_clinician_cannot_read_the_suggestion(make_app, ui_db, explained, db_url, ask):
     if not db_url.startswith("postgresql"):
         pytest.skip("row-level security is PostgreSQL's")
     sid, _ = explained
     app = make_app("carl", recording_id=ui_db.rec_south)
-    reply = request(app, {"type": "explanation", "suggestion_id": sid})
+    reply = ask(app, {"type": "explanation", "suggestion_id": sid})
     assert not reply["ok"] and "frames" not in reply
 
 

@@ -54,6 +54,8 @@ function createExplain(ctx, player) {
     figure.insertBefore(svg, canvas ? canvas.nextSibling : figure.firstChild); // under the joints' overlay
     const badge = utilEl("button", "de-explain-badge");
     badge.type = "button";
+    badge.title = "Where and when the model saw evidence for its suggestion (Grad-CAM): bright = strong. "
+      + "Click to go to the explained clip.";
     badge.hidden = true;
     badge.addEventListener("mousedown", (event) => event.preventDefault()); // the app keeps the keyboard
     badge.addEventListener("click", () => current && ctx.seek(current.frames[0], "explain"));
@@ -116,37 +118,42 @@ function createExplain(ctx, player) {
     draw();
   }
 
+  let drawn = null; // what the views show now: draw() touches the DOM only when it changes (it runs every frame)
+  let boxOf = null; // the explanation whose box the images are placed on
+
+  function badgeText(row, k) {
+    if (!row) return null;
+    if (loadingId === row.id) return "Explanation: loading…";
+    if (!row.has_explanation) return "Explanation: none for this suggestion";
+    if (!current) return "Explanation: not available";
+    const fps = recording.fps || 30;
+    const where = `${utilFormatTime(current.frames[0], fps)}–${utilFormatTime(current.end_frame, fps)}`;
+    return `Grad-CAM · ${current.class_name} ${Number(current.score).toFixed(2)} · ${where}` + (k >= 0 ? "" : " (go there)");
+  }
+
   function draw() {
     const k = current ? explainCamIndex(current.frames, current.end_frame, state.frame) : -1;
     shown = k >= 0 ? { suggestion_id: current.suggestion_id, cam_index: k } : null;
-    const fps = recording.fps || 30;
+    const badge = badgeText(mode ? selectedSuggestion() : null, k);
+    const next = { current, k, badge, mode };
+    if (drawn && Object.keys(next).every((key) => next[key] === drawn[key])) return;
+    const placeBox = k >= 0 && boxOf !== current;
+    if (placeBox) boxOf = current;
+    drawn = next;
     for (const view of views) {
       if (k >= 0) {
-        const [y0, y1, x0, x1] = current.box_px;
-        view.image.setAttribute("x", String(x0));
-        view.image.setAttribute("y", String(y0));
-        view.image.setAttribute("width", String(x1 - x0));
-        view.image.setAttribute("height", String(y1 - y0));
+        if (placeBox) {
+          const [y0, y1, x0, x1] = current.box_px;
+          view.image.setAttribute("x", String(x0));
+          view.image.setAttribute("y", String(y0));
+          view.image.setAttribute("width", String(x1 - x0));
+          view.image.setAttribute("height", String(y1 - y0));
+        }
         view.image.setAttribute("href", current.urls[k]);
       }
       view.svg.style.display = k >= 0 ? "" : "none";
-      const row = mode ? selectedSuggestion() : null;
-      view.badge.hidden = !mode || !row;
-      if (view.badge.hidden) continue;
-      if (loadingId === row.id) {
-        view.badge.textContent = "Explanation: loading…";
-      } else if (!row.has_explanation) {
-        view.badge.textContent = "Explanation: none for this suggestion";
-      } else if (current) {
-        const first = current.frames[0];
-        const where = `${utilFormatTime(first, fps)}–${utilFormatTime(current.end_frame, fps)}`;
-        view.badge.textContent = `Grad-CAM · ${current.class_name} ${Number(current.score).toFixed(2)} · ${where}`
-          + (k >= 0 ? "" : " (go there)");
-      } else {
-        view.badge.textContent = "Explanation: not available";
-      }
-      view.badge.title = "Where and when the model saw evidence for its suggestion (Grad-CAM): bright = strong. "
-        + "Click to go to the explained clip.";
+      view.badge.hidden = badge === null;
+      if (badge !== null) view.badge.textContent = badge;
     }
     if (player && player.el) player.el.classList.toggle("de-explain-active", mode);
   }
